@@ -1,0 +1,38 @@
+"""Errors, classed by what the caller should do about them.
+
+    DcaError
+    ├── ConfigError          bad settings: fix the configuration, nothing ran
+    ├── PlanError            the plan as a whole cannot be read or written
+    └── BrokerError          the broker said or did something unexpected
+        ├── BrokerUnavailable  the request provably did not reach the broker
+        ├── OrderRejected      the broker received the order and said no
+        └── OrderInDoubt       the broker may or may not have the order
+"""
+
+
+class DcaError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class ConfigError(DcaError):
+    """The configuration is invalid; the message says which key and how to fix it."""
+
+
+class PlanError(DcaError):
+    """The plan source cannot be read or written as a whole."""
+
+
+class BrokerError(DcaError):
+    """Something went wrong talking to the broker."""
+
+
+class BrokerUnavailable(BrokerError):
+    """The broker could not be reached; the request was never received by it."""
+
+
+class OrderRejected(BrokerError):
+    """The broker received the order and refused it."""
+
+
+class OrderInDoubt(BrokerError):
+    """The broker may have received the order (timeout, dropped connection)."""
