@@ -1,0 +1,110 @@
+"""When a plan row is due: occurrences on the NYSE calendar, catch-up, missed and late.
+
+Daily is every trading day, Weekly the first trading day of each week, Monthly the first
+trading day of each month, all at the configured run time in New York.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from dca.domain import Frequency
+from dca.ports import TradingCalendar
+
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+def scheduled_at(day: date, run_time: time) -> datetime:
+    """The wall-clock run time of a day in New York; zoneinfo picks the right DST offset."""
+    return datetime.combine(day, run_time, tzinfo=NEW_YORK)
+
+
+def first_per_period(sessions: list[date], frequency: Frequency) -> list[date]:
+    if frequency is Frequency.DAILY:
+        return list(sessions)
+    key = (lambda d: d.isocalendar()[:2]) if frequency is Frequency.WEEKLY else (lambda d: (d.year, d.month))
+    result, seen = [], None
+    for day in sessions:
+        period = key(day)
+        if period != seen:
+            result.append(day)
+            seen = period
+    return result
+
+
+@dataclass(frozen=True)
+class RowHistory:
+    """What the ledger knows of a row, as far as scheduling is concerned."""
+
+    active_since: date  # first seen, or made Active again after a pause
+    last_recorded: date | None  # latest scheduled date with any recorded execution
+
+
+@dataclass(frozen=True)
+class DueDecision:
+    candidate: date | None  # to be bought now (or recorded missed if too late)
+    candidate_too_late: bool
+    missed: list[date]
+
+
+class Schedule:
+    """Answers 'what is due for this row at this moment' against one calendar.
+
+    Sessions are fetched once per window and shared by every row of a run, which keeps
+    a thousand-row plan cheap.
+    """
+
+    def __init__(self, calendar: TradingCalendar, run_time: time = time(9, 0)):
+        self.calendar = calendar
+        self.run_time = run_time
+        self._window: tuple[date, date] | None = None
+        self._by_frequency: dict[Frequency, list[date]] = {}
+
+    def _dates(self, frequency: Frequency, start: date, end: date) -> list[date]:
+        if self._window is None or start < self._window[0] or end > self._window[1]:
+            lo = min(start, self._window[0]) if self._window else start
+            hi = max(end, self._window[1]) if self._window else end
+            sessions = self.calendar.sessions(lo.replace(day=1) - timedelta(days=7), hi)
+            self._by_frequency = {f: first_per_period(sessions, f) for f in Frequency}
+            self._window = (lo, hi)
+        dates = self._by_frequency[frequency]
+        return dates[bisect.bisect_left(dates, start) : bisect.bisect_right(dates, end)]
+
+    def between(self, frequency: Frequency, start: date, end: date) -> list[date]:
+        return self._dates(frequency, start, end) if start <= end else []
+
+    def latest_at_or_before(self, frequency: Frequency, now: datetime, floor: date) -> date | None:
+        today = now.astimezone(NEW_YORK).date()
+        dates = self._dates(frequency, min(floor, today), today)
+        for day in reversed(dates):
+            if scheduled_at(day, self.run_time) <= now:
+                return day
+        return None
+
+    def decide(
+        self,
+        frequency: Frequency,
+        now: datetime,
+        history: RowHistory,
+        max_lateness: timedelta | None = None,
+    ) -> DueDecision:
+        latest = self.latest_at_or_before(frequency, now, history.active_since)
+        floor = history.active_since
+        last = history.last_recorded
+        if latest is None or latest < floor or (last is not None and latest <= last):
+            return DueDecision(None, False, [])
+        start = floor if last is None else max(floor, last + timedelta(days=1))
+        missed = [d for d in self.between(frequency, start, latest) if d < latest]
+        too_late = (
+            max_lateness is not None and now - scheduled_at(latest, self.run_time) > max_lateness
+        )
+        return DueDecision(latest, too_late, missed)
+
+    def is_late(self, day: date, now: datetime, grace: timedelta) -> bool:
+        return now - scheduled_at(day, self.run_time) > grace
+
+    def upcoming(self, frequency: Frequency, start: date, end: date) -> list[datetime]:
+        return [scheduled_at(d, self.run_time) for d in self.between(frequency, start, end)]
