@@ -1,0 +1,259 @@
+"""One typed, frozen Settings object, loaded once: defaults < dca.toml < environment < flags.
+
+With no file and no variables at all, the embedded default runs: a CSV plan, the
+SIMULATED broker, a SQLite ledger and a local notification file, all under DCA_HOME.
+Secrets (later: webhook URLs, broker credentials) are read only from the environment or
+a git-ignored `.env`, never from dca.toml, and never printed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field, fields
+from datetime import time, timedelta
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from dca.errors import ConfigError
+
+
+def default_home() -> Path:
+    """DCA_HOME's default: a fixed per-user place, so every face finds the same ledger
+    whatever directory it was started from (two ledgers could mean two orders)."""
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "dca"
+
+
+BROKERS = ("simulated",)
+SIM_FAULT_NAMES = (
+    "reject", "unavailable", "error_before_accept", "timeout_after_accept",
+    "crash_before_accept", "crash_after_accept", "no_quote",
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    plan_path: Path
+    db_path: Path
+    run_time: time = time(9, 0)
+    grace: timedelta = timedelta(minutes=5)
+    max_lateness: timedelta | None = None
+    max_order_usd: Decimal = Decimal("5000")
+    max_daily_usd: Decimal = Decimal("10000")
+    broker: str = "simulated"
+    sim_fractional: bool = False
+    sim_book_path: Path | None = None
+    sim_faults: Mapping[str, str] = field(default_factory=dict)
+    notify_file: Path | None = None
+    lock_timeout_seconds: float = 900.0
+    config_file: Path | None = None
+    # Which settings came from where, for `dca status`.
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    @property
+    def simulated(self) -> bool:
+        return self.broker == "simulated"
+
+    @property
+    def default_plan(self) -> bool:
+        return self.plan_path == self.home / "plan.csv"
+
+    def describe(self) -> dict[str, Any]:
+        """Everything in effect, safe to print (secret values are masked)."""
+        out = {}
+        for f in fields(self):
+            if f.name == "sources":
+                continue
+            value = getattr(self, f.name)
+            if f.metadata.get("secret") and value:
+                value = "****"
+            elif isinstance(value, timedelta):
+                value = f"{int(value.total_seconds() // 60)} min"
+            elif isinstance(value, (Path, Decimal, time)):
+                value = str(value)[:5] if isinstance(value, time) else str(value)
+            elif isinstance(value, Mapping):
+                value = dict(value)
+            out[f.name] = value
+        return out
+
+
+# name: (toml section.key, environment variable, parser)
+def _path(v: Any) -> Path:
+    return Path(os.path.expanduser(str(v)))
+
+
+def _run_time(v: Any) -> time:
+    m = re.fullmatch(r"(\d{1,2}):(\d{2})", str(v).strip())
+    if not m or int(m[1]) > 23 or int(m[2]) > 59:
+        raise ValueError(f"'{v}' is not a time of day like 09:00")
+    return time(int(m[1]), int(m[2]))
+
+
+def _minutes(v: Any) -> timedelta:
+    n = float(v)
+    if n < 0:
+        raise ValueError(f"{v} is negative")
+    return timedelta(minutes=n)
+
+
+def _optional_minutes(v: Any) -> timedelta | None:
+    if str(v).strip().lower() in ("", "none", "off", "0"):
+        return None
+    return _minutes(v)
+
+
+def _usd(v: Any) -> Decimal:
+    try:
+        d = Decimal(str(v).replace("$", "").replace(",", "").strip())
+    except InvalidOperation:
+        raise ValueError(f"'{v}' is not an amount of dollars") from None
+    if not d.is_finite() or d <= 0:
+        raise ValueError(f"{v} must be a positive amount of dollars")
+    return d
+
+
+def _bool(v: Any) -> bool:
+    if isinstance(v, bool):
+        return v
+    text = str(v).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"'{v}' is not true or false")
+
+
+def _broker(v: Any) -> str:
+    kind = str(v).strip().lower()
+    if kind not in BROKERS:
+        raise ValueError(f"'{v}' is not a broker this version supports (choose from: {', '.join(BROKERS)})")
+    return kind
+
+
+def _faults(v: Any) -> dict[str, str]:
+    """'AAPL=reject,SPY=timeout_after_accept:1' or a TOML table."""
+    items = v.items() if isinstance(v, Mapping) else (p.split("=", 1) for p in str(v).split(",") if p.strip())
+    faults = {}
+    for symbol, spec in items:
+        name = str(spec).strip().split(":")[0]
+        if name not in SIM_FAULT_NAMES:
+            raise ValueError(f"unknown fault '{name}' (choose from: {', '.join(SIM_FAULT_NAMES)})")
+        faults[str(symbol).strip().upper()] = str(spec).strip()
+    return faults
+
+
+def _seconds(v: Any) -> float:
+    n = float(v)
+    if n < 0:
+        raise ValueError(f"{v} is negative")
+    return n
+
+
+_KEYS: dict[str, tuple[str, str, Callable[[Any], Any]]] = {
+    "home": ("data.home", "DCA_HOME", _path),
+    "plan_path": ("plan.path", "DCA_PLAN", _path),
+    "db_path": ("ledger.path", "DCA_DB", _path),
+    "run_time": ("schedule.run_time", "DCA_RUN_TIME", _run_time),
+    "grace": ("schedule.grace_minutes", "DCA_GRACE_MINUTES", _minutes),
+    "max_lateness": ("schedule.max_lateness_minutes", "DCA_MAX_LATENESS_MINUTES", _optional_minutes),
+    "max_order_usd": ("guards.max_order_usd", "DCA_MAX_ORDER_USD", _usd),
+    "max_daily_usd": ("guards.max_daily_usd", "DCA_MAX_DAILY_USD", _usd),
+    "broker": ("broker.kind", "DCA_BROKER", _broker),
+    "sim_fractional": ("broker.fractional", "DCA_SIM_FRACTIONAL", _bool),
+    "sim_book_path": ("broker.book", "DCA_SIM_BOOK", _path),
+    "sim_faults": ("broker.faults", "DCA_SIM_FAULTS", _faults),
+    "notify_file": ("notify.file", "DCA_NOTIFY_FILE", _path),
+    "lock_timeout_seconds": ("ledger.lock_timeout_seconds", "DCA_LOCK_TIMEOUT", _seconds),
+}
+_SECRET_KEYS = re.compile(r"(?i)(secret|token|password|webhook|private|key)")
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines of a `.env` file (quotes stripped, # comments ignored)."""
+    values = {}
+    if not path.is_file():
+        return values
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.removeprefix("export ").partition("=")
+        if not sep:
+            raise ConfigError(f"{path}, line {number}: expected KEY=VALUE")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+def load_settings(
+    config: Path | str | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    dotenv: Path | None = Path(".env"),
+) -> Settings:
+    """Build the Settings; raises ConfigError naming the key and what to write instead."""
+    env = dict(read_dotenv(dotenv)) if dotenv else {}
+    env.update(os.environ if environ is None else environ)  # the real environment wins over .env
+    config_path = config or env.get("DCA_CONFIG")
+    file_values: dict[str, Any] = {}
+    if config_path:
+        file_values = _read_toml(Path(config_path))
+
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for name, (toml_key, env_key, parse) in _KEYS.items():
+        raw, where = None, None
+        if toml_key in file_values:
+            raw, where = file_values.pop(toml_key), f"{config_path} [{toml_key}]"
+        if env.get(env_key, "") != "":
+            raw, where = env[env_key], f"${env_key}"
+        if overrides and overrides.get(name) is not None:
+            raw, where = overrides[name], "command line"
+        if where is None:
+            continue
+        try:
+            values[name] = parse(raw)
+        except (ValueError, TypeError) as e:
+            raise ConfigError(f"{where}: {e}") from None
+        sources[name] = where
+    if file_values:
+        unknown = ", ".join(sorted(file_values))
+        known = ", ".join(k for k, _, _ in _KEYS.values())
+        raise ConfigError(f"{config_path}: unknown setting(s) {unknown}; known settings are {known}")
+
+    home = values.setdefault("home", default_home())
+    values.setdefault("plan_path", home / "plan.csv")
+    values.setdefault("db_path", home / "ledger.sqlite3")
+    values.setdefault("sim_book_path", home / "simulated-broker.sqlite3")
+    values.setdefault("notify_file", home / "notifications.log")
+    values["config_file"] = Path(config_path) if config_path else None
+    if values.get("sim_faults") and values.get("broker", "simulated") != "simulated":
+        raise ConfigError("broker.faults only applies to the simulated broker; remove it")
+    return Settings(**values, sources=sources)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist (from --config or $DCA_CONFIG)") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
+    flat: dict[str, Any] = {}
+    for section, table in data.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: '{section}' must be a [section]; see README for the layout")
+        for key, value in table.items():
+            if _SECRET_KEYS.search(key) and key != "faults":
+                raise ConfigError(
+                    f"{path}: [{section}] {key} looks like a secret; put it in the environment or a "
+                    "git-ignored .env file, not in dca.toml"
+                )
+            flat[f"{section}.{key}"] = value
+    return flat
