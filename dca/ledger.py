@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import sqlite3
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
@@ -20,6 +21,8 @@ from filelock import FileLock, Timeout
 from dca.domain import Outcome, PlanRow
 from dca.errors import DcaError
 from dca.schedule_rules import NEW_YORK, RowHistory
+
+logger = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS executions (
@@ -234,7 +237,11 @@ class Ledger:
         lock = FileLock(str(self.path) + ".lock", is_singleton=False)
         wait = self.lock_timeout if timeout is None else timeout
         try:
-            lock.acquire(timeout=wait)
+            try:
+                lock.acquire(timeout=0)
+            except Timeout:
+                logger.warning("another run is in progress; waiting up to %.0f s for it to finish", wait)
+                lock.acquire(timeout=wait)
         except Timeout:
             raise LedgerBusy(
                 f"another run is still in progress (lock {self.path}.lock held for over {wait:.0f}s); "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import warnings
 from datetime import date
 
 import exchange_calendars
@@ -40,6 +41,7 @@ class NyseCalendar:
 
 @functools.lru_cache(maxsize=4)
 def _build(first_year: int, last_year: int):
-    return exchange_calendars.get_calendar(
-        "XNYS", start=f"{first_year}-01-01", end=f"{last_year}-12-31"
-    )
+    with warnings.catch_warnings():
+        # exchange_calendars 4.13 trips a pandas 3.1 deprecation inside its own code.
+        warnings.filterwarnings("ignore", message="Series.values returning an ndarray")
+        return exchange_calendars.get_calendar("XNYS", start=f"{first_year}-01-01", end=f"{last_year}-12-31")

@@ -1,0 +1,281 @@
+"""The `dca` command: the engine's operations from a terminal, human tables or --json.
+
+Exit codes: 0 all good; 1 something failed or an Active row is invalid; 2 could not run
+(bad configuration, unreadable plan, bad arguments) with a message saying what to fix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import sys
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from dca.bootstrap import Services, build
+from dca.domain import ParsedPlan
+from dca.errors import DcaError
+from dca.queries import upcoming
+from dca.schedule_rules import NEW_YORK
+from dca.settings import load_settings
+
+EXIT_OK, EXIT_FAILED, EXIT_CANNOT_RUN = 0, 1, 2
+SIMULATED_BANNER = "SIMULATED broker: no real orders, no real money."
+
+
+class UsageError(DcaError):
+    """A command-line value is wrong; exit 2."""
+
+
+def parse_now(text: str) -> datetime:
+    """ISO 8601; a time without an offset is New York time."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"--now '{text}' is not an ISO 8601 time like 2026-12-01T09:00 or 2026-12-01T09:00-05:00") from None
+    return value.replace(tzinfo=NEW_YORK) if value.tzinfo is None else value
+
+
+def parse_day(text: str, flag: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"{flag} '{text}' is not a date like 2026-12-01") from None
+
+
+# -- output helpers ------------------------------------------------------------------------
+
+
+def table(rows: list[dict], columns: list[str]) -> str:
+    if not rows:
+        return "(none)"
+    cells = [[("" if r.get(c) is None else str(r.get(c))) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in cells]
+    return "\n".join(lines)
+
+
+def emit(args, payload: Any, human: Callable[[], str]) -> None:
+    if args.json:
+        print(json.dumps(payload, indent=2, default=str))
+    else:
+        print(human())
+
+
+def issues_text(plan: ParsedPlan) -> str:
+    return "\n".join(
+        f"{'ERROR' if i.is_error else 'warning'}: {i.message}" for i in plan.issues
+    )
+
+
+def plan_exit(plan: ParsedPlan) -> int:
+    return EXIT_FAILED if plan.errors else EXIT_OK
+
+
+# -- commands ------------------------------------------------------------------------------
+
+
+def cmd_plan(args, services: Services) -> int:
+    plan = services.plan_source.load()
+    rows = [
+        {"row": r.row_number, "row_id": r.row_id, "status": str(r.status), "symbol": r.symbol,
+         "amount_usd": str(r.amount), "frequency": str(r.frequency), "log": r.log}
+        for r in plan.rows
+    ]
+    payload = {"source": services.plan_source.description, "rows": rows,
+               "errors": [i.as_dict() for i in plan.errors], "warnings": [i.as_dict() for i in plan.warnings]}
+
+    def human():
+        text = f"Plan: {services.plan_source.description}\n"
+        text += table(rows, ["row", "status", "symbol", "amount_usd", "frequency", "row_id", "log"])
+        return text + ("\n\n" + issues_text(plan) if plan.issues else "")
+
+    emit(args, payload, human)
+    return plan_exit(plan)
+
+
+def cmd_calendar(args, services: Services) -> int:
+    today = datetime.now(NEW_YORK).date()
+    start = parse_day(args.start, "--start") if args.start else today
+    end = parse_day(args.end, "--end") if args.end else start + timedelta(days=30)
+    if end < start:
+        raise UsageError(f"--end {end} is before --start {start}")
+    if (end - start).days > 3660:
+        raise UsageError("the range is longer than ten years; choose a shorter one")
+    plan = services.plan_source.load()
+    items = [u.as_dict() for u in upcoming(plan, services.schedule, start, end)]
+    if args.json:
+        print(json.dumps(items, indent=2))
+    else:
+        print(table(items, ["scheduled_at", "symbol", "amount_usd", "frequency", "row", "row_id"]))
+    if plan.errors:
+        print(issues_text(plan), file=sys.stderr)
+    return plan_exit(plan)
+
+
+def cmd_run(args, services: Services) -> int:
+    now = parse_now(args.now) if args.now else datetime.now(NEW_YORK)
+    report = services.engine.run(now, dry_run=args.dry_run)
+    payload = report.as_dict()
+
+    def human():
+        title = f"{'Dry run' if report.dry_run else 'Run'} as of {now.astimezone(NEW_YORK):%Y-%m-%d %H:%M %Z}"
+        lines = [SIMULATED_BANNER] if report.simulated else []
+        lines.append(title + ("  (nothing is recorded or ordered)" if report.dry_run else ""))
+        rows = [
+            {**e, "scheduled": e["scheduled_at"][:16].replace("T", " "), "late": "late" if e["late"] else "",
+             "ref": e["order_ref"] or ""}
+            for e in payload["executions"]
+        ]
+        lines.append(table(rows, ["symbol", "scheduled", "status", "late", "quantity", "price", "cost",
+                                  "carry", "ref", "message"]))
+        for d in report.deferred:
+            lines.append(f"DEFERRED: row {d['row']} {d['symbol']}: {d['message']}")
+        for issue in report.errors + report.warnings:
+            lines.append(f"{'ERROR' if issue.is_error else 'warning'}: {issue.message}")
+        s = payload["summary"]
+        counts = ", ".join(f"{v} {k}" for k, v in s["counts"].items()) or "nothing due"
+        lines.append(f"Summary: {counts}; total ${s['total_spent']}")
+        for kind, d in payload["delivery"].items():
+            if d.get("error"):
+                lines.append(f"{kind}: {d['waiting']} waiting to be delivered ({d['error']})")
+        return "\n".join(lines)
+
+    emit(args, payload, human)
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def cmd_history(args, services: Services) -> int:
+    items = [e.as_dict() for e in services.ledger.history(args.limit)]
+    if args.csv:
+        out = sys.stdout if args.csv == "-" else open(args.csv, "w", newline="", encoding="utf-8")
+        try:
+            columns = list(items[0]) if items else ["row_id", "symbol", "scheduled_at", "status"]
+            writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(items)
+        finally:
+            if out is not sys.stdout:
+                out.close()
+        if args.csv != "-":
+            print(f"wrote {len(items)} executions to {args.csv}", file=sys.stderr)
+        return EXIT_OK
+    emit(args, items, lambda: table(
+        [{**e, "scheduled": e["scheduled_at"][:16].replace("T", " ")} for e in items],
+        ["scheduled", "symbol", "status", "late", "quantity", "price", "cost", "carry", "order_ref",
+         "recorded_at", "message"]))
+    return EXIT_OK
+
+
+def cmd_orders(args, services: Services) -> int:
+    broker = services.broker
+    items = [o.as_dict() for o in broker.orders()]
+
+    def human():
+        head = [SIMULATED_BANNER] if broker.simulated else []
+        return "\n".join(head + [f"Orders at {broker.name}:", table(
+            items, ["placed_at", "order_ref", "symbol", "quantity", "status", "avg_price", "broker_order_id", "message"])])
+
+    emit(args, items, human)
+    return EXIT_OK
+
+
+def cmd_status(args, services: Services) -> int:
+    settings = services.settings
+    now = datetime.now(NEW_YORK)
+    payload: dict[str, Any] = {
+        "simulated": settings.simulated,
+        "broker": services.broker.name,
+        "plan": services.plan_source.description,
+        "ledger": str(settings.db_path),
+        "notifier": services.notifier.description,
+        "settings": settings.describe(),
+        "sources": dict(settings.sources),
+        "last_run": services.ledger.last_run(),
+        "pending_deliveries": {k: len(services.ledger.undelivered(k)) for k in ("log", "notify")},
+    }
+    code = EXIT_OK
+    try:
+        plan = services.plan_source.load()
+        payload["next_executions"] = [u.as_dict() for u in upcoming(plan, services.schedule, now.date(), now.date() + timedelta(days=31))][:10]
+        payload["plan_errors"] = [i.as_dict() for i in plan.errors]
+    except DcaError as error:
+        payload["next_executions"], payload["plan_errors"] = [], [{"row": None, "message": str(error)}]
+        code = EXIT_FAILED
+
+    def human():
+        lines = [SIMULATED_BANNER] if settings.simulated else []
+        lines += [f"Broker:    {payload['broker']}", f"Plan:      {payload['plan']}",
+                  f"Ledger:    {payload['ledger']}", f"Notifier:  {payload['notifier']}",
+                  f"Config:    {settings.config_file or '(none: defaults and environment)'}"]
+        lines.append("Settings:  " + ", ".join(f"{k}={v}" for k, v in payload["settings"].items()
+                                               if k not in ("home", "plan_path", "db_path", "config_file")))
+        last = payload["last_run"]
+        lines.append(f"Last run:  {last['as_of'] + ' ' + json.dumps(last['summary']) if last else 'never'}")
+        waiting = payload["pending_deliveries"]
+        if any(waiting.values()):
+            lines.append(f"Waiting:   {waiting['log']} Log writes, {waiting['notify']} notifications")
+        lines.append("Next executions:")
+        lines.append(table(payload["next_executions"], ["scheduled_at", "symbol", "amount_usd", "frequency", "row"]))
+        lines += [f"ERROR: {e['message']}" for e in payload["plan_errors"]]
+        return "\n".join(lines)
+
+    emit(args, payload, human)
+    return code
+
+
+# -- wiring --------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", help="settings file (default: $DCA_CONFIG, else none)")
+    common.add_argument("--plan", help="plan CSV file (default: $DCA_PLAN, else $DCA_HOME/plan.csv)")
+    common.add_argument("--db", help="ledger SQLite file (default: $DCA_DB, else $DCA_HOME/ledger.sqlite3)")
+    common.add_argument("--json", action="store_true", help="machine-readable output")
+    common.add_argument("-v", "--verbose", action="store_true", help="log what happens to stderr")
+
+    parser = argparse.ArgumentParser(prog="dca", description="Recurring investments (dollar-cost averaging).")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("plan", parents=[common], help="parsed plan rows and per-row errors").set_defaults(func=cmd_plan)
+    p = sub.add_parser("calendar", parents=[common], help="upcoming executions in a date range")
+    p.add_argument("--start", help="first day, YYYY-MM-DD (default today)")
+    p.add_argument("--end", help="last day, inclusive (default start + 30 days)")
+    p.set_defaults(func=cmd_calendar)
+    p = sub.add_parser("run", parents=[common], help="buy what is due, once")
+    p.add_argument("--now", help="run as of this ISO 8601 time (no offset = New York); default: now")
+    p.add_argument("--dry-run", action="store_true", help="show what a run would do; record and order nothing")
+    p.set_defaults(func=cmd_run)
+    p = sub.add_parser("history", parents=[common], help="recorded executions, newest first")
+    p.add_argument("--csv", metavar="FILE", help="export as CSV to FILE ('-' for stdout)")
+    p.add_argument("--limit", type=int, help="at most this many")
+    p.set_defaults(func=cmd_history)
+    sub.add_parser("orders", parents=[common], help="orders as the broker reports them").set_defaults(func=cmd_orders)
+    sub.add_parser("status", parents=[common], help="configuration in effect, last run, next executions").set_defaults(func=cmd_status)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        settings = load_settings(args.config, overrides={
+            "plan_path": args.plan and Path(args.plan), "db_path": args.db and Path(args.db)})
+        services = build(settings)
+        return args.func(args, services)
+    except DcaError as error:
+        print(f"dca: error: {error}", file=sys.stderr)
+        return EXIT_CANNOT_RUN
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
