@@ -1,0 +1,209 @@
+"""Broker faults, guards, carry-forward, dry run and the outbox, on the real adapters."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from decimal import Decimal
+
+from dca.brokers.simulated import simulated_price
+from dca.domain import Outcome
+from tests.conftest import ny
+
+MONDAY = ny(2027, 3, 1, 9, 0, 30)  # first trading day of the week and of the month
+
+
+def only(report, symbol):
+    [execution] = [e for e in report.executions if e.symbol == symbol]
+    return execution
+
+
+def orders(rig):
+    return [(o.order_ref, o.symbol, o.status) for o in rig.broker.orders()]
+
+
+# -- broker faults -------------------------------------------------------------------------
+
+
+def test_a_rejected_order_is_failed_and_keeps_the_carry(make_rig):
+    rig = make_rig("Active,SPY,700,Weekly,,s1\n", faults={"SPY": "reject"})
+    spy = only(rig.run(MONDAY), "SPY")
+    assert spy.status is Outcome.FAILED
+    assert "rejection" in spy.message
+    assert spy.carry_out == Decimal("0")
+    assert rig.run(ny(2027, 3, 1, 11)).executions == []  # not retried: the broker said no
+
+
+def test_a_timeout_after_the_broker_accepted_is_reconciled_not_resubmitted(make_rig):
+    rig = make_rig("Active,SPY,700,Weekly,,s1\n", faults={"SPY": "timeout_after_accept"})
+    spy = only(rig.run(MONDAY), "SPY")
+    assert spy.status is Outcome.FILLED
+    assert spy.attempts == 1
+    assert orders(rig) == [("dca-s1-20270301", "SPY", "filled")]
+
+
+def test_an_error_before_the_broker_accepted_is_resubmitted_under_the_same_id(make_rig):
+    rig = make_rig("Active,SPY,700,Weekly,,s1\n", faults={"SPY": "error_before_accept:1"})
+    spy = only(rig.run(MONDAY), "SPY")
+    assert spy.status is Outcome.FILLED
+    assert spy.attempts == 2
+    assert orders(rig) == [("dca-s1-20270301", "SPY", "filled")]
+
+
+def test_an_order_that_never_gets_through_ends_in_error_after_bounded_attempts(make_rig):
+    rig = make_rig("Active,SPY,700,Weekly,,s1\n", faults={"SPY": "error_before_accept"}, max_submit_attempts=3)
+    spy = only(rig.run(MONDAY), "SPY")
+    assert spy.status is Outcome.ERROR
+    assert "after 3 attempts" in spy.message
+    assert orders(rig) == []
+
+
+def test_an_unreachable_broker_defers_and_a_later_run_that_day_buys_late(make_rig, tmp_path):
+    rig = make_rig("Active,SPY,700,Weekly,,s1\nActive,VTI,800,Weekly,,v1\n", faults={"*": "unavailable"})
+    report = rig.run(MONDAY)
+    assert report.executions == []
+    assert [d["symbol"] for d in report.deferred] == ["SPY", "VTI"]
+    assert not report.ok
+    healthy = make_rig("Active,SPY,700,Weekly,,s1\nActive,VTI,800,Weekly,,v1\n")
+    later = healthy.run(ny(2027, 3, 1, 11, 15))
+    assert {e.symbol: (e.status, e.late) for e in later.executions} == {
+        "SPY": (Outcome.FILLED, True), "VTI": (Outcome.FILLED, True)}
+
+
+def test_pending_intent_of_a_removed_row_is_dropped_as_missed(make_rig):
+    rig = make_rig("Active,SPY,700,Weekly,,s1\n", faults={"SPY": "error_before_accept"}, max_submit_attempts=9)
+    # Simulate a crash right after the intent: record it, then stop before any attempt.
+    rig.engine._checkpoint = _raise_at("intent_recorded")
+    try:
+        rig.run(MONDAY)
+    except KeyboardInterrupt:
+        pass
+    assert rig.ledger.get("s1", MONDAY.date()).status is Outcome.PENDING
+    rig.plan_path.write_text("Status,Stock Symbol,Amount (USD),Frequency,Log,ID\nInactive,SPY,700,Weekly,,s1\n")
+    rig.engine._checkpoint = lambda step, execution: None
+    spy = only(rig.run(ny(2027, 3, 1, 9, 30)), "SPY")
+    assert spy.status is Outcome.MISSED
+    assert "no longer Active" in spy.message
+    assert orders(rig) == []
+
+
+def _raise_at(step_name):
+    def checkpoint(step, execution):
+        if step == step_name:
+            raise KeyboardInterrupt  # like Ctrl-C: not an Exception, so nothing catches it
+    return checkpoint
+
+
+# -- guards --------------------------------------------------------------------------------
+
+
+def test_a_row_over_the_per_order_maximum_is_skipped_and_the_others_run(make_rig):
+    rig = make_rig("Active,SPY,6000,Weekly,,s1\nActive,VTI,800,Weekly,,v1\n", max_order_usd=Decimal("5000"))
+    report = rig.run(MONDAY)
+    spy, vti = only(report, "SPY"), only(report, "VTI")
+    assert spy.status is Outcome.SKIPPED and "maximum per order ($5,000.00)" in spy.message
+    assert vti.status is Outcome.FILLED
+    assert [o[1] for o in orders(rig)] == ["VTI"]
+
+
+def test_the_daily_maximum_stops_rows_once_reached_counting_earlier_runs(make_rig):
+    plan = "Active,AAA,900,Daily,,a1\nActive,BBB,900,Daily,,b1\nActive,CCC,900,Daily,,c1\n"
+    rig = make_rig(plan, fractional=True, max_daily_usd=Decimal("2000"))
+    report = rig.run(MONDAY)
+    assert [str(e.status) for e in report.executions] == ["filled", "filled", "skipped"]
+    assert "maximum per day ($2,000.00; $1,800.00 already)" in only(report, "CCC").message
+    # The next day the budget is fresh.
+    next_day = rig.run(ny(2027, 3, 2, 9, 0, 30))
+    assert [str(e.status) for e in next_day.executions] == ["filled", "filled", "skipped"]
+
+
+# -- sizing and carry-forward --------------------------------------------------------------
+
+
+def test_whole_shares_carry_the_remainder_to_the_next_execution(make_rig):
+    rig = make_rig("Active,SPY,700,Weekly,,s1\n", fractional=False)
+    first = only(rig.run(MONDAY), "SPY")
+    price1 = simulated_price("SPY", MONDAY.date())
+    assert first.quantity == (Decimal(700) / price1).to_integral_value(rounding="ROUND_DOWN")
+    assert first.carry_out == Decimal(700) - first.quantity * price1
+    second = only(rig.run(ny(2027, 3, 8, 9, 0, 30)), "SPY")
+    assert second.carry_in == first.carry_out
+    price2 = simulated_price("SPY", ny(2027, 3, 8).date())
+    budget = Decimal(700) + first.carry_out
+    assert second.quantity == (budget / price2).to_integral_value(rounding="ROUND_DOWN")
+    assert second.carry_out == budget - second.quantity * price2
+    spy_line = next(line for line in rig.plan_lines() if line.endswith(",s1"))
+    assert f"carry ${second.carry_out:,.2f}" in spy_line
+
+
+def test_an_amount_below_one_share_accumulates_until_it_buys(make_rig):
+    price = simulated_price("SPY", MONDAY.date())
+    small = (price / 3).quantize(Decimal("1"))  # three or four weeks to afford a share
+    rig = make_rig(f"Active,SPY,{small},Weekly,,s1\n")
+    weeks = [ny(2027, 3, 1, 9, 1), ny(2027, 3, 8, 9, 1), ny(2027, 3, 15, 9, 1), ny(2027, 3, 22, 9, 1),
+             ny(2027, 3, 29, 9, 1)]
+    outcomes = [only(rig.run(at), "SPY") for at in weeks]
+    first_fill = next(i for i, e in enumerate(outcomes) if e.status is Outcome.FILLED)
+    assert all(e.status is Outcome.SKIPPED for e in outcomes[:first_fill])
+    assert outcomes[first_fill - 1].carry_out == small * first_fill
+    assert outcomes[first_fill].carry_in == small * first_fill
+
+
+def test_fractional_orders_spend_the_whole_amount_as_cash(make_rig):
+    rig = make_rig("Active,SPY,10,Weekly,,s1\n", fractional=True)
+    spy = only(rig.run(MONDAY), "SPY")
+    assert spy.status is Outcome.FILLED and spy.cash_order
+    assert spy.cost == Decimal("10.00") and spy.carry_out == 0
+    assert Decimal(0) < spy.quantity < 1
+
+
+# -- dry run -------------------------------------------------------------------------------
+
+
+def test_a_dry_run_shows_what_the_run_will_do_and_records_nothing(make_rig):
+    plan = "Active,SPY,700,Weekly,,s1\nActive,VTI,6000,Weekly,,v1\nActive,QQQ,900,Daily,,\n"
+    rig = make_rig(plan, max_order_usd=Decimal("5000"))
+    plan_before = rig.plan_path.read_text()
+    dry = rig.run(MONDAY, dry_run=True)
+    assert dry.dry_run
+    assert rig.plan_path.read_text() == plan_before  # not even an ID is written
+    assert orders(rig) == []
+    with sqlite3.connect(rig.ledger.path) as db:
+        assert db.execute("SELECT COUNT(*) FROM executions").fetchone()[0] == 0
+        assert db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == 0
+        assert db.execute("SELECT COUNT(*) FROM plan_rows").fetchone()[0] == 0
+    real = rig.run(MONDAY)
+    planned = {(e.symbol, e.quantity, e.price, e.cost) for e in dry.executions}
+    done = {(e.symbol, e.quantity, e.price, e.cost) for e in real.executions}
+    assert planned == done
+    assert [str(e.status) for e in dry.executions] == ["planned", "skipped", "planned"]
+    assert dry.summary()["total_spent"] == real.summary()["total_spent"]
+
+
+# -- outbox: nothing lost ------------------------------------------------------------------
+
+
+def test_log_and_notifications_wait_while_their_targets_are_down_then_arrive(make_rig):
+    rig = make_rig("Active,SPY,700,Weekly,,s1\n")
+    os.chmod(rig.plan_path, 0o444)  # the plan cannot take Log writes
+    rig.notifier.path.mkdir()  # the notifier cannot write (a directory is in the way)
+    report = rig.run(MONDAY)
+    assert only(report, "SPY").status is Outcome.FILLED  # the order is unaffected
+    assert report.delivery["log"]["waiting"] == 1 and report.delivery["notify"]["waiting"] == 1
+    assert "filled" not in rig.plan_path.read_text()
+    os.chmod(rig.plan_path, 0o644)
+    rig.notifier.path.rmdir()
+    later = rig.run(ny(2027, 3, 1, 12))
+    assert later.executions == []
+    assert later.delivery["log"] == {"delivered": 1, "waiting": 0}
+    assert later.delivery["notify"] == {"delivered": 1, "waiting": 0}
+    assert "filled" in next(line for line in rig.plan_lines() if line.endswith(",s1"))
+    assert "SPY" in rig.notifications() and "SIMULATED" in rig.notifications()
+
+
+def test_the_log_cell_shows_only_the_latest_outcome(make_rig):
+    rig = make_rig("Active,SPY,700,Daily,,s1\n")
+    rig.run(MONDAY)
+    rig.run(ny(2027, 3, 2, 9, 1))
+    line = next(line for line in rig.plan_lines() if line.endswith(",s1"))
+    assert "dca-s1-20270302" in line and "dca-s1-20270301" not in line
