@@ -142,17 +142,19 @@ def parse_amount(text: str) -> Decimal:
     if not cleaned:
         raise ValueError("the amount is empty")
     try:
-        amount = Decimal(cleaned)
+        # Decimal() also takes '1_000'; a person writing that probably meant something else.
+        amount = Decimal(cleaned) if "_" not in cleaned else None
     except InvalidOperation:
-        raise ValueError(f"'{text}' is not a number of dollars (e.g. 100 or $1,000.50)") from None
-    if not amount.is_finite():
-        raise ValueError(f"'{text}' is not a number of dollars")
+        amount = None
+    if amount is None or not amount.is_finite():
+        raise ValueError(f"'{text}' is not a number of dollars (e.g. 100 or $1,000.50)")
     if amount <= 0:
         raise ValueError(f"the amount must be more than $0 (it is {text})")
-    if amount != amount.quantize(CENT):
-        raise ValueError(f"the amount '{text}' has fractions of a cent; use at most 2 decimals")
+    # Checked before quantize(), which cannot represent amounts of 1e26 and more.
     if amount >= ABSURD_AMOUNT:
         raise ValueError(f"the amount {text} is implausibly large (limit ${ABSURD_AMOUNT:,})")
+    if amount != amount.quantize(CENT):
+        raise ValueError(f"the amount '{text}' has fractions of a cent; use at most 2 decimals")
     return amount.quantize(CENT)
 
 
@@ -230,7 +232,7 @@ def _parse_row(plan: ParsedPlan, row_number: int, values: dict[str, str]) -> Non
         )
     row_id = values["ID"] or None
     if row_id is not None and not _ROW_ID.match(row_id):
-        problems.append(f"ID '{row_id}' is malformed; clear the cell and a new ID is assigned")
+        problems.append(f"ID '{row_id}' is malformed (letters, digits, - and _ only); a new ID replaces it")
         row_id = None
 
     if problems:

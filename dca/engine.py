@@ -290,12 +290,14 @@ class _Run:
         self._place(intent)
 
     def _place(self, intent: Execution) -> None:
-        stored = self.e.ledger.insert(intent)
+        # The intent counts as the first attempt: once it is on disk the order may reach
+        # the broker, so any later look at it must ask the broker first.
+        stored = self.e.ledger.insert(intent.evolve(attempts=1), durable=True)
         if stored is None:
             return  # recorded by someone else meanwhile: theirs is the one
         self.spent_today += intent.cost
         self.e._checkpoint("intent_recorded", stored)
-        self.report.executions.append(self._drive(stored, allow_submit=True))
+        self.report.executions.append(self._drive(stored, allow_submit=True, fresh=True))
 
     def _defer(self, row: PlanRow, day: date, error: Exception) -> None:
         self.report.deferred.append({
@@ -308,38 +310,40 @@ class _Run:
 
     # -- talking to the broker ------------------------------------------------------------
 
-    def _drive(self, execution: Execution, allow_submit: bool) -> Execution:
+    def _drive(self, execution: Execution, allow_submit: bool, fresh: bool = False) -> Execution:
         """Bring an intent to a final outcome, or leave it pending with the reason.
 
         A submission is only ever made when the broker has provably not got the order
-        (never attempted, or it says it has no such client order id), on the same New
-        York day as the intent, and at most `max_submit_attempts` times."""
+        (a `fresh` intent just recorded, or the broker says it has no such client order
+        id), on the same New York day as the intent, at most `max_submit_attempts` times."""
         broker, ledger, ref = self.e.broker, self.e.ledger, execution.order_ref
         while True:
-            if execution.attempts > 0:
-                try:
-                    found = broker.find_order(ref)
-                except Exception as error:
-                    if execution.attempt_day < self.today:
-                        return self._final(execution, Outcome.ERROR, f"could not confirm with the broker whether "
-                                           f"order {ref} was placed ({error}); check the broker's orders")
-                    return self._pending(execution, f"in doubt: could not ask the broker about {ref} ({error}); "
-                                         "checked again at the next run")
-                if found is not None:
-                    return self._from_broker(execution, found)
-            if execution.attempt_day < self.today:
-                return self._final(execution, Outcome.MISSED, f"the order never reached the broker on "
-                                   f"{execution.attempt_day}; it is not placed on a later day")
-            if not allow_submit:
-                return self._final(execution, Outcome.MISSED, "the row is no longer Active in the plan; "
-                                   "the unsent order was dropped")
-            if execution.attempts >= self.e.options.max_submit_attempts:
-                return self._final(execution, Outcome.ERROR, f"the broker did not take the order after "
-                                   f"{execution.attempts} attempts ({execution.message})")
-            if self.broker_down is not None:
-                return self._pending(execution, f"broker unavailable ({self.broker_down}); retried later today")
-            execution = ledger.update(execution.evolve(attempts=execution.attempts + 1))
-            self.e._checkpoint("attempt_recorded", execution)
+            if not fresh:
+                if execution.attempts > 0:
+                    try:
+                        found = broker.find_order(ref)
+                    except Exception as error:
+                        if execution.attempt_day < self.today:
+                            return self._final(execution, Outcome.ERROR, "could not confirm with the broker whether "
+                                               f"order {ref} was placed ({error}); check the broker's orders")
+                        return self._pending(execution, f"in doubt: could not ask the broker about {ref} ({error}); "
+                                             "checked again at the next run")
+                    if found is not None:
+                        return self._from_broker(execution, found)
+                if execution.attempt_day < self.today:
+                    return self._final(execution, Outcome.MISSED, "the order never reached the broker on "
+                                       f"{execution.attempt_day}; it is not placed on a later day")
+                if not allow_submit:
+                    return self._final(execution, Outcome.MISSED, "the row is no longer Active in the plan; "
+                                       "the unsent order was dropped")
+                if execution.attempts >= self.e.options.max_submit_attempts:
+                    return self._final(execution, Outcome.ERROR, "the broker did not take the order after "
+                                       f"{execution.attempts} attempts ({execution.message})")
+                if self.broker_down is not None:
+                    return self._pending(execution, f"broker unavailable ({self.broker_down}); retried later today")
+                execution = ledger.update(execution.evolve(attempts=execution.attempts + 1), durable=True)
+                self.e._checkpoint("attempt_recorded", execution)
+            fresh = False
             try:
                 order = broker.submit(_request(execution), self.now)
             except OrderRejected as error:

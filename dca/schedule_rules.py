@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from dca.domain import Frequency
@@ -20,6 +20,12 @@ NEW_YORK = ZoneInfo("America/New_York")
 def scheduled_at(day: date, run_time: time) -> datetime:
     """The wall-clock run time of a day in New York; zoneinfo picks the right DST offset."""
     return datetime.combine(day, run_time, tzinfo=NEW_YORK)
+
+
+def elapsed(later: datetime, earlier: datetime) -> timedelta:
+    """Real time between two moments. Python subtracts datetimes sharing a tzinfo by wall
+    clock, which is an hour off across a DST change; UTC has no such change."""
+    return later.astimezone(timezone.utc) - earlier.astimezone(timezone.utc)
 
 
 def first_per_period(sessions: list[date], frequency: Frequency) -> list[date]:
@@ -80,7 +86,7 @@ class Schedule:
         today = now.astimezone(NEW_YORK).date()
         dates = self._dates(frequency, min(floor, today), today)
         for day in reversed(dates):
-            if scheduled_at(day, self.run_time) <= now:
+            if elapsed(now, scheduled_at(day, self.run_time)) >= timedelta(0):
                 return day
         return None
 
@@ -99,12 +105,12 @@ class Schedule:
         start = floor if last is None else max(floor, last + timedelta(days=1))
         missed = [d for d in self.between(frequency, start, latest) if d < latest]
         too_late = (
-            max_lateness is not None and now - scheduled_at(latest, self.run_time) > max_lateness
+            max_lateness is not None and elapsed(now, scheduled_at(latest, self.run_time)) > max_lateness
         )
         return DueDecision(latest, too_late, missed)
 
     def is_late(self, day: date, now: datetime, grace: timedelta) -> bool:
-        return now - scheduled_at(day, self.run_time) > grace
+        return elapsed(now, scheduled_at(day, self.run_time)) > grace
 
     def upcoming(self, frequency: Frequency, start: date, end: date) -> list[datetime]:
         return [scheduled_at(d, self.run_time) for d in self.between(frequency, start, end)]

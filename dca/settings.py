@@ -20,10 +20,10 @@ from typing import Any, Callable, Mapping
 from dca.errors import ConfigError
 
 
-def default_home() -> Path:
+def default_home(env: Mapping[str, str] | None = None) -> Path:
     """DCA_HOME's default: a fixed per-user place, so every face finds the same ledger
     whatever directory it was started from (two ledgers could mean two orders)."""
-    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    base = (os.environ if env is None else env).get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
     return Path(base) / "dca"
 
 
@@ -94,10 +94,7 @@ def _run_time(v: Any) -> time:
 
 
 def _minutes(v: Any) -> timedelta:
-    n = float(v)
-    if n < 0:
-        raise ValueError(f"{v} is negative")
-    return timedelta(minutes=n)
+    return timedelta(minutes=_bounded(v, 60 * 24 * 366, "minutes"))
 
 
 def _optional_minutes(v: Any) -> timedelta | None:
@@ -136,7 +133,15 @@ def _broker(v: Any) -> str:
 
 def _faults(v: Any) -> dict[str, str]:
     """'AAPL=reject,SPY=timeout_after_accept:1' or a TOML table."""
-    items = v.items() if isinstance(v, Mapping) else (p.split("=", 1) for p in str(v).split(",") if p.strip())
+    if isinstance(v, Mapping):
+        items = list(v.items())
+    else:
+        items = []
+        for part in (p.strip() for p in str(v).split(",") if p.strip()):
+            symbol, sep, spec = part.partition("=")
+            if not sep:
+                raise ValueError(f"'{part}' should be SYMBOL=fault, e.g. AAPL=reject or *=unavailable")
+            items.append((symbol, spec))
     faults = {}
     for symbol, spec in items:
         name = str(spec).strip().split(":")[0]
@@ -147,9 +152,15 @@ def _faults(v: Any) -> dict[str, str]:
 
 
 def _seconds(v: Any) -> float:
+    return _bounded(v, 86400, "seconds")
+
+
+def _bounded(v: Any, most: float, unit: str) -> float:
     n = float(v)
     if n < 0:
         raise ValueError(f"{v} is negative")
+    if not n <= most:  # also catches nan and inf
+        raise ValueError(f"{v} is not a number of {unit} from 0 to {most:g}")
     return n
 
 
@@ -177,7 +188,11 @@ def read_dotenv(path: Path) -> dict[str, str]:
     values = {}
     if not path.is_file():
         return values
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not UTF-8 text; save it as UTF-8") from None
+    for number, line in enumerate(text.splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
@@ -219,15 +234,16 @@ def load_settings(
             continue
         try:
             values[name] = parse(raw)
-        except (ValueError, TypeError) as e:
-            raise ConfigError(f"{where}: {e}") from None
+        except (ValueError, TypeError, OverflowError) as e:
+            which = f" ({name.replace('_', '-')})" if where == "command line" else ""
+            raise ConfigError(f"{where}{which}: {e}") from None
         sources[name] = where
     if file_values:
         unknown = ", ".join(sorted(file_values))
         known = ", ".join(k for k, _, _ in _KEYS.values())
         raise ConfigError(f"{config_path}: unknown setting(s) {unknown}; known settings are {known}")
 
-    home = values.setdefault("home", default_home())
+    home = values.setdefault("home", default_home(env))
     values.setdefault("plan_path", home / "plan.csv")
     values.setdefault("db_path", home / "ledger.sqlite3")
     values.setdefault("sim_book_path", home / "simulated-broker.sqlite3")
@@ -245,6 +261,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} does not exist (from --config or $DCA_CONFIG)") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text; save it as UTF-8") from None
     flat: dict[str, Any] = {}
     for section, table in data.items():
         if not isinstance(table, dict):

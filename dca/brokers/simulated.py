@@ -13,6 +13,7 @@ import hashlib
 import os
 import signal
 import sqlite3
+import threading
 from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
@@ -57,6 +58,7 @@ class SimulatedBroker:
                 raise ValueError(f"unknown simulated fault '{kind}'; choose from {', '.join(FAULTS)}")
             self._faults[symbol.upper()] = [kind, int(count) if count else None]
         self.book_path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()  # one connection per thread, kept open
         with self._book() as db:
             db.execute(
                 "CREATE TABLE IF NOT EXISTS orders (order_ref TEXT PRIMARY KEY, broker_order_id TEXT NOT NULL,"
@@ -66,14 +68,16 @@ class SimulatedBroker:
 
     @contextlib.contextmanager
     def _book(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.book_path, timeout=30, isolation_level=None)
-        try:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.book_path, timeout=30, isolation_level=None)
             db.row_factory = sqlite3.Row
             db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
-            yield db
-        finally:
-            db.close()
+            # Survives our process being killed, which is what the crash tests exercise; a
+            # simulation has no real orders to protect against a power cut.
+            db.execute("PRAGMA synchronous=NORMAL")
+            self._local.db = db
+        yield db
 
     def _fault(self, symbol: str) -> str | None:
         entry = self._faults.get(symbol) or self._faults.get("*")

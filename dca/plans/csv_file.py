@@ -44,6 +44,9 @@ def _to_csv(table: list[list[str]]) -> str:
 
 
 def _atomic_write(path: Path, text: str) -> None:
+    # Write where a symlinked plan really lives, or the rename would replace the link
+    # and the person's own file would silently stop being the plan.
+    path = Path(os.path.realpath(path))
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:

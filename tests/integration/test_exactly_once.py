@@ -93,23 +93,26 @@ def test_two_runs_at_once_the_second_waits_then_finds_nothing(make_rig, tmp_path
 
 
 CRASH_POINTS = [
-    # (kill_step, faults): where the process dies during the second execution
-    ("intent_recorded", None),  # intent committed, broker not called yet
-    ("attempt_recorded", None),  # attempt marked, submit about to be called
-    (None, {"VOO": "crash_before_accept"}),  # during submit, before the broker records it
-    (None, {"VOO": "crash_after_accept"}),  # during submit, after the broker records it
-    ("broker_returned", None),  # the broker answered; outcome not yet recorded
-    ("outcome_recorded", None),  # outcome recorded; Log and notification not yet delivered
+    # (kill_step, kill_nth, faults): where the process dies during the second execution (VOO)
+    ("intent_recorded", 2, None),  # intent committed, broker not called yet
+    (None, 0, {"VOO": "crash_before_accept"}),  # during submit, before the broker records it
+    (None, 0, {"VOO": "crash_after_accept"}),  # during submit, after the broker records it
+    ("broker_returned", 2, None),  # the broker answered; outcome not yet recorded
+    ("outcome_recorded", 2, None),  # outcome recorded; Log and notification not yet delivered
+    # The first submit fails in doubt, the broker has no such order, and the process dies
+    # just after recording the second attempt, before resubmitting.
+    ("attempt_recorded", 1, {"VOO": "error_before_accept:1"}),
 ]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kill_step,faults", CRASH_POINTS, ids=lambda v: str(v))
+@pytest.mark.parametrize("kill_step,kill_nth,faults", CRASH_POINTS, ids=lambda v: str(v))
 @pytest.mark.parametrize("restart", ["same day", "next day"])
-def test_killed_at_any_step_each_due_execution_is_ordered_at_most_once(make_rig, tmp_path, kill_step, faults, restart):
+def test_killed_at_any_step_each_due_execution_is_ordered_at_most_once(make_rig, tmp_path, kill_step, kill_nth, faults,
+                                                                       restart):
     rig = make_rig(PLAN)
     # Only the second execution (VOO, row order) is killed; QQQ is done before it.
-    crashed = _spawn(tmp_path, now="2027-03-01T09:00:30-05:00", kill_step=kill_step, kill_nth=2, faults=faults)
+    crashed = _spawn(tmp_path, now="2027-03-01T09:00:30-05:00", kill_step=kill_step, kill_nth=kill_nth, faults=faults)
     crashed.communicate(timeout=60)
     assert crashed.returncode == -9, "the run should have been killed"
 
