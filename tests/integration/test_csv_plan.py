@@ -1,0 +1,379 @@
+"""The CSV plan source against real files, then the engine's use of it: a row is never
+ordered until its ID is durably stored in the plan itself."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import stat
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from dca.domain import Outcome
+from dca.errors import PlanError
+from dca.plans.csv_file import EXAMPLE_ROWS, CsvPlanSource, write_example_plan
+from tests.conftest import HEADER, ny
+
+MONDAY = ny(2027, 5, 3, 9, 0, 20)  # first trading day of the month and week: all rows due
+
+
+def rows_of(path: Path) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(path.read_text(encoding="utf-8-sig"))))
+
+
+def leftovers(directory: Path, keep: set[str]) -> list[str]:
+    return sorted(p.name for p in directory.iterdir() if p.name not in keep)
+
+
+@pytest.fixture
+def plan_file(tmp_path) -> Path:
+    return tmp_path / "plan.csv"
+
+
+# -- reading ----------------------------------------------------------------------------
+
+
+def test_load_reads_a_file_saved_with_a_utf8_bom(plan_file):
+    plan_file.write_bytes(("\ufeff" + HEADER + "Active,AAPL,10,Weekly,,a1\r\nInactive,TSLA,10,Daily,,t1\r\n").encode())
+    plan = CsvPlanSource(plan_file).load()
+    assert plan.issues == []
+    assert [(r.row_number, r.symbol, r.row_id, r.active) for r in plan.rows] == [
+        (2, "AAPL", "a1", True), (3, "TSLA", "t1", False),
+    ]
+
+
+def test_load_of_a_missing_file_is_a_plan_error(plan_file):
+    with pytest.raises(PlanError, match="does not exist"):
+        CsvPlanSource(plan_file).load()
+
+
+def test_load_of_a_non_utf8_file_is_a_plan_error_saying_how_to_save_it(plan_file):
+    plan_file.write_bytes((HEADER + "Active,AAPL,10,Weekly,caf\xe9,a1\n").encode("latin-1"))
+    with pytest.raises(PlanError, match="UTF-8"):
+        CsvPlanSource(plan_file).load()
+
+
+def test_load_with_a_missing_column_is_a_plan_error_naming_it(plan_file):
+    plan_file.write_text("Status,Stock Symbol,Frequency\nActive,AAPL,Weekly\n")
+    with pytest.raises(PlanError, match=r"Amount \(USD\)"):
+        CsvPlanSource(plan_file).load()
+
+
+# -- assigning IDs ------------------------------------------------------------------------
+
+
+def test_assign_ids_appends_an_id_column_and_keeps_every_other_cell(plan_file):
+    plan_file.write_text(
+        "Notes,Status,Symbol,Amount (USD),Frequency,Log\n"
+        'my note,Active,aapl,"$1,000.50",Weekly,old log\n'
+        "\n"
+        '"quoted, note",Inactive,TSLA,10,Daily,\n'
+    )
+    source = CsvPlanSource(plan_file)
+    plan = source.load()
+    assert plan.unidentified == [2, 4]
+    source.assign_ids({2: "rid2", 4: "rid4"})
+
+    rows = rows_of(plan_file)
+    assert rows[0] == ["Notes", "Status", "Symbol", "Amount (USD)", "Frequency", "Log", "ID"]
+    assert rows[1] == ["my note", "Active", "aapl", "$1,000.50", "Weekly", "old log", "rid2"]
+    assert rows[2] == []
+    assert rows[3] == ["quoted, note", "Inactive", "TSLA", "10", "Daily", "", "rid4"]
+
+    reloaded = CsvPlanSource(plan_file).load()
+    assert reloaded.unidentified == []
+    assert reloaded.issues == []
+    assert [(r.row_number, r.row_id, r.symbol, r.amount) for r in reloaded.rows] == [
+        (2, "rid2", "AAPL", Decimal("1000.50")), (4, "rid4", "TSLA", Decimal("10.00")),
+    ]
+
+
+def test_assign_ids_fills_an_existing_id_column_and_leaves_other_ids_alone(plan_file):
+    plan_file.write_text(HEADER + "Active,AAPL,10,Weekly,,a1\nActive,SPY,500,Weekly,,\nActive,VTI,1000,Monthly\n")
+    source = CsvPlanSource(plan_file)
+    assert source.load().unidentified == [3, 4]
+    source.assign_ids({3: "s1", 4: "v1"})
+    assert rows_of(plan_file) == [
+        HEADER.strip().split(","),
+        ["Active", "AAPL", "10", "Weekly", "", "a1"],
+        ["Active", "SPY", "500", "Weekly", "", "s1"],
+        ["Active", "VTI", "1000", "Monthly", "", "v1"],
+    ]
+    assert {r.symbol: r.row_id for r in source.load().rows} == {"AAPL": "a1", "SPY": "s1", "VTI": "v1"}
+
+
+def test_assign_ids_on_a_bom_crlf_file_as_a_spreadsheet_saves_it(plan_file):
+    plan_file.write_bytes(("\ufeff" + HEADER.replace("\n", "\r\n") + "Active,AAPL,10,Weekly,,\r\nActive,SPY,500,Weekly,,s1\r\n").encode())
+    source = CsvPlanSource(plan_file)
+    assert source.load().unidentified == [2]
+    source.assign_ids({2: "a1"})
+    plan = CsvPlanSource(plan_file).load()
+    assert plan.issues == [] and plan.unidentified == []
+    assert [(r.symbol, r.row_id) for r in plan.rows] == [("AAPL", "a1"), ("SPY", "s1")]
+
+
+def test_assign_ids_puts_the_id_on_the_parsed_row_even_after_a_multi_line_cell(plan_file):
+    plan_file.write_text(HEADER + 'Active,AAPL,10,Weekly,"first line\nsecond line",a1\nActive,SPY,500,Weekly,,\n')
+    source = CsvPlanSource(plan_file)
+    plan = source.load()
+    (spy,) = [r for r in plan.rows if r.symbol == "SPY"]
+    assert plan.unidentified == [spy.row_number]
+    source.assign_ids({spy.row_number: "s1"})
+    rows = {r.symbol: (r.row_id, r.log) for r in CsvPlanSource(plan_file).load().rows}
+    assert rows == {"AAPL": ("a1", "first line\nsecond line"), "SPY": ("s1", "")}
+
+
+def test_assign_ids_through_a_symlink_stores_the_id_in_the_linked_plan(tmp_path):
+    """A plan kept elsewhere (a synced folder) and linked into DCA_HOME: the ID must reach
+    the person's file, and the link must stay a link, or their later edits are not seen."""
+    real = tmp_path / "synced" / "plan.csv"
+    real.parent.mkdir()
+    real.write_text(HEADER + "Active,AAPL,10,Weekly,,\n")
+    link = tmp_path / "plan.csv"
+    link.symlink_to(real)
+    source = CsvPlanSource(link)
+    source.load()
+    source.assign_ids({2: "a1"})
+    assert link.is_symlink()
+    assert [r.row_id for r in CsvPlanSource(real).load().rows] == ["a1"]
+
+
+def test_assign_ids_keeps_the_files_permissions_and_leaves_no_temp_files(plan_file, tmp_path):
+    plan_file.write_text(HEADER + "Active,AAPL,10,Weekly,,\n")
+    plan_file.chmod(0o640)
+    source = CsvPlanSource(plan_file)
+    source.load()
+    source.assign_ids({2: "a1"})
+    assert stat.S_IMODE(plan_file.stat().st_mode) == 0o640
+    assert leftovers(tmp_path, keep={"plan.csv"}) == []
+
+
+def test_assign_ids_on_a_read_only_file_is_a_plan_error_and_changes_nothing(plan_file, tmp_path):
+    original = HEADER + "Active,AAPL,10,Weekly,,\n"
+    plan_file.write_text(original)
+    source = CsvPlanSource(plan_file)
+    source.load()
+    plan_file.chmod(0o444)
+    with pytest.raises(PlanError, match="read-only"):
+        source.assign_ids({2: "a1"})
+    assert plan_file.read_text() == original
+    assert leftovers(tmp_path, keep={"plan.csv"}) == []
+
+
+def test_assign_ids_on_a_deleted_file_is_a_plan_error(plan_file, tmp_path):
+    plan_file.write_text(HEADER + "Active,AAPL,10,Weekly,,\n")
+    source = CsvPlanSource(plan_file)
+    source.load()
+    plan_file.unlink()
+    with pytest.raises(PlanError, match="disappeared"):
+        source.assign_ids({2: "a1"})
+    assert not plan_file.exists()
+    assert leftovers(tmp_path, keep=set()) == []
+
+
+def test_assign_ids_after_the_file_was_edited_is_a_plan_error_and_keeps_the_edit(plan_file, tmp_path):
+    plan_file.write_text(HEADER + "Active,AAPL,10,Weekly,,\n")
+    source = CsvPlanSource(plan_file)
+    assert source.load().unidentified == [2]
+    # The person inserts a row above: row 2 is now a different row.
+    edited = HEADER + "Active,QQQ,50,Daily,,\nActive,AAPL,10,Weekly,,\n"
+    plan_file.write_text(edited)
+    with pytest.raises(PlanError, match="changed"):
+        source.assign_ids({2: "a1"})
+    assert plan_file.read_text() == edited
+    assert leftovers(tmp_path, keep={"plan.csv"}) == []
+
+
+# -- writing Log cells ------------------------------------------------------------------
+
+
+def test_write_logs_finds_rows_by_id_after_they_were_reordered(plan_file, tmp_path):
+    plan_file.write_text(HEADER + "Active,AAPL,10,Weekly,,a1\nActive,SPY,500,Weekly,,s1\nActive,VTI,1000,Monthly,,v1\n")
+    source = CsvPlanSource(plan_file)
+    source.load()
+    # Reordered, a row inserted and an unknown column added, after the load.
+    plan_file.write_text(
+        "Status,Stock Symbol,Amount (USD),Frequency,Log,ID,Extra\n"
+        "Active,VTI,1000,Monthly,,v1,x\n"
+        "Active,QQQ,50,Daily,,q1,y\n"
+        "Active,AAPL,10,Weekly,,a1,z\n"
+    )
+    found = source.write_logs({"a1": "log for AAPL", "v1": "log, for VTI", "gone": "nobody"})
+    assert found == {"a1", "v1"}
+    assert rows_of(plan_file) == [
+        ["Status", "Stock Symbol", "Amount (USD)", "Frequency", "Log", "ID", "Extra"],
+        ["Active", "VTI", "1000", "Monthly", "log, for VTI", "v1", "x"],
+        ["Active", "QQQ", "50", "Daily", "", "q1", "y"],
+        ["Active", "AAPL", "10", "Weekly", "log for AAPL", "a1", "z"],
+    ]
+    assert {r.symbol: r.log for r in CsvPlanSource(plan_file).load().rows} == {
+        "VTI": "log, for VTI", "QQQ": "", "AAPL": "log for AAPL",
+    }
+    assert leftovers(tmp_path, keep={"plan.csv"}) == []
+
+
+def test_write_logs_with_only_unknown_ids_returns_nothing_and_keeps_the_rows(plan_file):
+    plan_file.write_text(HEADER + "Active,AAPL,10,Weekly,keep me,a1\n")
+    source = CsvPlanSource(plan_file)
+    assert source.write_logs({"zzz": "nothing"}) == set()
+    assert rows_of(plan_file)[1] == ["Active", "AAPL", "10", "Weekly", "keep me", "a1"]
+
+
+def test_write_logs_adds_a_log_column_when_the_plan_has_none(plan_file):
+    plan_file.write_text("Status,Stock Symbol,Amount (USD),Frequency,ID\nActive,AAPL,10,Weekly,a1\n")
+    assert CsvPlanSource(plan_file).write_logs({"a1": "filled"}) == {"a1"}
+    rows = rows_of(plan_file)
+    assert rows[0] == ["Status", "Stock Symbol", "Amount (USD)", "Frequency", "ID", "Log"]
+    assert rows[1] == ["Active", "AAPL", "10", "Weekly", "a1", "filled"]
+
+
+def test_write_logs_to_a_read_only_file_is_a_plan_error(plan_file):
+    original = HEADER + "Active,AAPL,10,Weekly,,a1\n"
+    plan_file.write_text(original)
+    plan_file.chmod(0o444)
+    with pytest.raises(PlanError, match="read-only"):
+        CsvPlanSource(plan_file).write_logs({"a1": "filled"})
+    assert plan_file.read_text() == original
+
+
+# -- the engine: IDs before orders ------------------------------------------------------
+# Simulated prices are at most about $630 a share, so every $1,000 here buys whole shares.
+
+
+def bought(rig) -> list[str]:
+    return sorted(o.symbol for o in rig.broker.orders())
+
+
+def test_new_rows_get_ids_on_the_first_run_and_are_bought(make_rig):
+    rig = make_rig("Active,SPY,1000,Weekly,,\nActive,VTI,1000,Monthly\nActive,QQQ,1000,Daily,,q1\n")
+    report = rig.run(MONDAY)
+    assert report.errors == []
+    assert bought(rig) == ["QQQ", "SPY", "VTI"]
+
+    plan = rig.plan.load()
+    assert plan.unidentified == []
+    ids = {r.symbol: r.row_id for r in plan.rows}
+    assert ids["QQQ"] == "q1"
+    assert ids["SPY"] and ids["VTI"] and ids["SPY"] != ids["VTI"]
+    # The executions are keyed by the IDs now stored in the file.
+    assert {e.symbol: e.row_id for e in report.executions} == ids
+    assert all(e.status is Outcome.FILLED for e in report.executions)
+    # And the IDs stay: a second run the same day buys nothing more.
+    assert rig.run(ny(2027, 5, 3, 10, 0)).executions == []
+    assert len(rig.broker.orders()) == 3
+    assert {r.symbol: r.row_id for r in rig.plan.load().rows} == ids
+
+
+def test_a_row_whose_id_cannot_be_stored_is_an_error_and_not_bought(make_rig):
+    rig = make_rig("Active,VTI,1000,Monthly,,v1\nActive,SPY,1000,Weekly,,\n")
+    rig.plan_path.chmod(0o444)
+    before = rig.plan_path.read_text()
+
+    report = rig.run(MONDAY)
+
+    assert bought(rig) == ["VTI"]  # the row with an ID still runs
+    assert [e.symbol for e in report.executions] == ["VTI"]
+    (error,) = report.errors
+    assert error.row_number == 3 and error.symbol == "SPY" and error.is_error
+    assert "Row 3" in error.message and "ID" in error.message and "read-only" in error.message
+    assert "nothing is bought" in error.message
+    assert not report.ok
+    assert rig.plan_path.read_text() == before
+    assert "Row 3" in rig.notifications()
+
+    # Made writable again, the next run stores the ID and buys the row.
+    rig.plan_path.chmod(0o644)
+    report = rig.run(ny(2027, 5, 3, 9, 2))
+    assert report.errors == []
+    assert bought(rig) == ["SPY", "VTI"]
+    assert rig.plan.load().unidentified == []
+
+
+def test_an_inactive_row_whose_id_cannot_be_stored_is_only_a_warning(make_rig):
+    rig = make_rig("Active,VTI,1000,Monthly,,v1\nInactive,TSLA,10,Daily,,\n")
+    rig.plan_path.chmod(0o444)
+    report = rig.run(MONDAY)
+    assert report.errors == []
+    assert [(w.row_number, w.is_error) for w in report.warnings] == [(3, False)]
+    assert bought(rig) == ["VTI"]
+
+
+def test_a_bad_active_row_is_reported_with_its_row_number_and_its_log_cell_says_why(make_rig):
+    rig = make_rig(
+        "Active,QQQ,1000,Daily,,q1\n"
+        "Active,AAPL,abc,Weekly,,a1\n"
+        "Active,SPY,500,Hourly,,\n"
+        "Active,VTI,1000,Monthly,,v1\n"
+    )
+    report = rig.run(MONDAY)
+
+    assert bought(rig) == ["QQQ", "VTI"]
+    assert [(e.row_number, e.is_error) for e in report.errors] == [(3, True), (4, True)]
+    assert report.errors[0].message.startswith("Row 3:") and "Amount (USD)" in report.errors[0].message
+    assert report.errors[1].message.startswith("Row 4:") and "Frequency 'Hourly'" in report.errors[1].message
+
+    logs = {row[1]: row[4] for row in rows_of(rig.plan_path)[1:]}
+    assert "Row 3" in logs["AAPL"] and "Amount (USD)" in logs["AAPL"] and "error" in logs["AAPL"]
+    # The bad row without an ID was given one, so its Log cell could be written too.
+    assert "Row 4" in logs["SPY"] and "Hourly" in logs["SPY"]
+    assert "filled" in logs["QQQ"] and "filled" in logs["VTI"]
+    assert rig.plan.load().unidentified == []
+
+
+def test_a_copied_row_is_bought_for_neither_copy(make_rig):
+    rig = make_rig("Active,SPY,1000,Weekly,,s1\nActive,SPY,1000,Weekly,,s1\nActive,VTI,1000,Monthly,,v1\n")
+    report = rig.run(MONDAY)
+    assert bought(rig) == ["VTI"]
+    assert [e.row_number for e in report.errors] == [2, 3]
+
+
+def test_the_run_leaves_no_temp_files_next_to_the_plan(make_rig, tmp_path):
+    rig = make_rig("Active,SPY,1000,Weekly,,\nActive,AAPL,abc,Weekly,,a1\n")
+    rig.run(MONDAY)
+    temp = [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp") or p.name.startswith(".plan.csv")]
+    assert temp == []
+
+
+# -- the first-start example --------------------------------------------------------------
+
+
+def test_write_example_plan_creates_the_four_example_rows_with_ids(tmp_path):
+    path = tmp_path / "new" / "dir" / "plan.csv"
+    write_example_plan(path)
+    plan = CsvPlanSource(path).load()
+    assert plan.issues == [] and plan.unidentified == []
+    assert [(str(r.status), r.symbol, str(r.amount), str(r.frequency)) for r in plan.rows] == [
+        ("Active", "AAPL", "10.00", "Weekly"),
+        ("Inactive", "TSLA", "10.00", "Daily"),
+        ("Active", "SPY", "500.00", "Weekly"),
+        ("Active", "VTI", "1000.00", "Monthly"),
+    ]
+    assert len(EXAMPLE_ROWS) == 4
+    ids = [r.row_id for r in plan.rows]
+    assert all(ids) and len(set(ids)) == 4
+    assert rows_of(path)[0] == ["Status", "Stock Symbol", "Amount (USD)", "Frequency", "Log", "ID"]
+    assert leftovers(path.parent, keep={"plan.csv"}) == []
+
+
+def test_write_example_plan_never_overwrites_an_existing_plan(tmp_path):
+    path = tmp_path / "plan.csv"
+    mine = HEADER + "Active,QQQ,50,Daily,,q1\n"
+    path.write_text(mine)
+    write_example_plan(path)
+    assert path.read_text() == mine
+    example = tmp_path / "example.csv"
+    write_example_plan(example)
+    first = example.read_text()
+    write_example_plan(example)
+    assert example.read_text() == first  # same IDs: not regenerated
+
+
+def test_write_example_plan_does_not_overwrite_an_empty_existing_file(tmp_path):
+    path = tmp_path / "plan.csv"
+    path.write_text("")
+    write_example_plan(path)
+    assert path.read_text() == ""
+    assert os.path.getsize(path) == 0
