@@ -17,6 +17,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from dca.brokers.simulated import FAULTS
 from dca.errors import ConfigError
 
 
@@ -28,10 +29,6 @@ def default_home(env: Mapping[str, str] | None = None) -> Path:
 
 
 BROKERS = ("simulated",)
-SIM_FAULT_NAMES = (
-    "reject", "unavailable", "error_before_accept", "timeout_after_accept",
-    "crash_before_accept", "crash_after_accept", "no_quote",
-)
 
 
 @dataclass(frozen=True)
@@ -145,8 +142,8 @@ def _faults(v: Any) -> dict[str, str]:
     faults = {}
     for symbol, spec in items:
         name = str(spec).strip().split(":")[0]
-        if name not in SIM_FAULT_NAMES:
-            raise ValueError(f"unknown fault '{name}' (choose from: {', '.join(SIM_FAULT_NAMES)})")
+        if name not in FAULTS:
+            raise ValueError(f"unknown fault '{name}' (choose from: {', '.join(FAULTS)})")
         faults[str(symbol).strip().upper()] = str(spec).strip()
     return faults
 

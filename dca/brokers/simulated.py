@@ -32,6 +32,7 @@ FAULTS = {
     "crash_before_accept": "the process is killed before the order is recorded",
     "crash_after_accept": "the process is killed after the order is recorded",
     "no_quote": "no price is available for the symbol",
+    "delayed_fill": "the order is accepted unfilled; it fills when the broker is next asked",
 }
 
 
@@ -110,6 +111,8 @@ class SimulatedBroker:
         status, message, avg_price = "filled", "", price
         if fault == "reject":
             status, message, avg_price = "rejected", "SIMULATED rejection: order refused by the broker", None
+        elif fault == "delayed_fill":
+            status = "submitted"
         elif quantity <= 0:
             status, message, avg_price = "rejected", "quantity must be positive", None
         broker_order_id = "SIM-" + hashlib.sha256(order.order_ref.encode()).hexdigest()[:10]
@@ -129,10 +132,13 @@ class SimulatedBroker:
             raise OrderInDoubt("SIMULATED read timeout after the order was sent")
         if status == "rejected":
             raise OrderRejected(message)
-        return self.find_order(order.order_ref)
+        with self._book() as db:
+            return _order(db.execute("SELECT * FROM orders WHERE order_ref=?", (order.order_ref,)).fetchone())
 
     def find_order(self, order_ref: str) -> BrokerOrder | None:
         with self._book() as db:
+            # A delayed fill completes by the time anyone asks again.
+            db.execute("UPDATE orders SET status='filled' WHERE order_ref=? AND status='submitted'", (order_ref,))
             r = db.execute("SELECT * FROM orders WHERE order_ref=?", (order_ref,)).fetchone()
         return None if r is None else _order(r)
 

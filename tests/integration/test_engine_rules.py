@@ -70,6 +70,17 @@ def test_an_unreachable_broker_defers_and_a_later_run_that_day_buys_late(make_ri
         "SPY": (Outcome.FILLED, True), "VTI": (Outcome.FILLED, True)}
 
 
+def test_a_submitted_order_is_updated_when_the_broker_reports_the_fill(make_rig):
+    rig = make_rig("Active,SPY,700,Weekly,,s1\n", faults={"SPY": "delayed_fill"})
+    spy = only(rig.run(MONDAY), "SPY")
+    assert spy.status is Outcome.SUBMITTED
+    assert "submitted" in next(line for line in rig.plan_lines() if line.endswith(",s1"))
+    later = only(rig.run(ny(2027, 3, 1, 16, 30)), "SPY")
+    assert later.status is Outcome.FILLED and later.order_ref == spy.order_ref
+    assert "filled" in next(line for line in rig.plan_lines() if line.endswith(",s1"))
+    assert orders(rig) == [("dca-s1-20270301", "SPY", "filled")]
+
+
 def test_pending_intent_of_a_removed_row_is_dropped_as_missed(make_rig):
     rig = make_rig("Active,SPY,700,Weekly,,s1\n", faults={"SPY": "error_before_accept"}, max_submit_attempts=9)
     # Simulate a crash right after the intent: record it, then stop before any attempt.
