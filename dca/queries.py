@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from dca.domain import ParsedPlan
+from dca.domain import Frequency, ParsedPlan
 from dca.schedule_rules import Schedule
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Upcoming:
+    # Not frozen: a year of a thousand-row plan is ~100k of these, and frozen dataclasses
+    # are several times slower to create.
     row_id: str | None
     row_number: int
     symbol: str
@@ -30,11 +32,22 @@ class Upcoming:
 
 
 def upcoming(plan: ParsedPlan, schedule: Schedule, start: date, end: date) -> list[Upcoming]:
-    """Scheduled executions of the Active, valid rows in [start, end], by time then row."""
-    items = [
-        Upcoming(row.row_id, row.row_number, row.symbol, str(row.amount), str(row.frequency), at)
-        for row in plan.active_rows
-        for at in schedule.upcoming(row.frequency, start, end)
-    ]
-    items.sort(key=lambda u: (u.scheduled_at, u.row_number))
+    """Scheduled executions of the Active, valid rows in [start, end], by time then row.
+
+    Walks the days in order and, on each, the rows of the frequencies due that day in
+    plan order, so the result comes out sorted without sorting ~100k entries.
+    """
+    rows = sorted(plan.active_rows, key=lambda r: r.row_number)
+    due_on: dict[datetime, set[Frequency]] = {}
+    for frequency in {r.frequency for r in rows}:
+        for at in schedule.upcoming(frequency, start, end):
+            due_on.setdefault(at, set()).add(frequency)
+    fields = [(r.frequency, r.row_id, r.row_number, r.symbol, str(r.amount), str(r.frequency)) for r in rows]
+    by_frequencies: dict[frozenset, list[tuple]] = {}
+    items = []
+    for at in sorted(due_on):
+        key = frozenset(due_on[at])
+        if key not in by_frequencies:
+            by_frequencies[key] = [f[1:] for f in fields if f[0] in key]
+        items.extend(Upcoming(*f, at) for f in by_frequencies[key])
     return items
