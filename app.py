@@ -1,0 +1,17 @@
+"""The Streamlit control panel: `streamlit run app.py`.
+
+This file is the router: it lists the pages with `st.navigation` (so Streamlit's automatic
+`pages/` discovery is not what builds the menu). Each page draws the shared frame itself
+(`dca.panel.frame.page_frame`), so it is complete however Streamlit reaches it.
+"""
+
+import streamlit as st
+
+st.set_page_config(page_title="DCA control panel", page_icon=":material/savings:", layout="wide")
+
+st.navigation(
+    [
+        st.Page("pages/plan.py", title="Plan", icon=":material/list_alt:", default=True),
+        st.Page("pages/upcoming.py", title="Upcoming", icon=":material/event_upcoming:"),
+    ]
+).run()

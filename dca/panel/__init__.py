@@ -1,0 +1,1 @@
+"""What every page of the Streamlit panel shares: settings, services, the SIMULATED banner."""

@@ -1,0 +1,163 @@
+"""The control panel through Streamlit's AppTest: real settings, real adapters, temp dirs."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import HEADER
+
+APP = Path(__file__).resolve().parents[2] / "app.py"
+BANNER = "SIMULATED broker — no real money"
+
+
+@pytest.fixture(autouse=True)
+def fresh_settings_cache():
+    """AppTest runs the script in this process, so the Settings cached by an earlier test
+    (another DCA_HOME, other variables) would leak into the next one."""
+    st.cache_resource.clear()
+    yield
+    st.cache_resource.clear()
+
+
+def start(**query) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=30)
+    for key, value in query.items():
+        at.query_params[key] = value
+    return at.run()
+
+
+def texts(elements) -> list[str]:
+    return [e.value for e in elements]
+
+
+def write_plan(tmp_path: Path, monkeypatch, rows_csv: str) -> Path:
+    path = tmp_path / "my-plan.csv"
+    path.write_text(HEADER + rows_csv)
+    monkeypatch.setenv("DCA_PLAN", str(path))
+    return path
+
+
+def test_first_start_creates_the_example_plan_and_shows_it(tmp_path):
+    at = start()
+    assert not at.exception
+    assert (tmp_path / "home" / "plan.csv").exists()
+    assert at.title[0].value == "Plan"
+    [table] = at.dataframe
+    df = table.value
+    assert list(df.columns) == ["Row", "Status", "Stock Symbol", "Amount (USD)", "Frequency", "ID", "Log"]
+    assert sorted(df["Stock Symbol"]) == ["AAPL", "SPY", "TSLA", "VTI"]
+    assert dict(zip(df["Stock Symbol"], df["Status"]))["TSLA"] == "Inactive"
+    assert df["ID"].str.fullmatch(r"r[0-9a-f]{10}").all()  # the example comes with IDs
+    assert not at.error
+    # Where things are, so a person can find and edit the file.
+    shown = " ".join(texts(at.markdown))
+    assert str(tmp_path / "home" / "plan.csv") in shown
+    assert str(tmp_path / "home" / "ledger.sqlite3") in shown
+
+
+def test_every_page_says_the_broker_is_simulated():
+    at = start()
+    assert any(BANNER in w for w in texts(at.warning))
+    at.switch_page("pages/upcoming.py").run()
+    assert not at.exception
+    assert at.title[0].value == "Upcoming"
+    assert any(BANNER in w for w in texts(at.warning))
+
+
+def test_a_bad_active_row_is_named_and_the_valid_rows_still_show(tmp_path, monkeypatch):
+    write_plan(
+        tmp_path,
+        monkeypatch,
+        "Active,VTI,1000,Monthly,,v1\n"
+        "Active,QQQ,-5,Weekly,,q1\n"
+        "Active,SPY,500,Weekly,,s1\n"
+        "Inactive,BAD!,10,Daily,,x1\n",
+    )
+    at = start()
+    assert not at.exception
+    [error] = texts(at.error)
+    assert error.startswith("Row 3: ")
+    assert "must be more than $0" in error
+    warnings = [w for w in texts(at.warning) if BANNER not in w]
+    assert len(warnings) == 1 and warnings[0].startswith("Row 5: ") and "Inactive" in warnings[0]
+    df = at.dataframe[0].value
+    assert list(df["Stock Symbol"]) == ["VTI", "SPY"]
+    assert list(df["Row"]) == [2, 4]
+    assert not (tmp_path / "home" / "plan.csv").exists()  # no example beside a chosen plan
+
+
+PLAN_FOR_JUNE_2027 = (
+    "Active,VTI,1000,Monthly,,v1\n"
+    "Active,SPY,500,Weekly,,s1\n"
+    "Inactive,QQQ,50,Daily,,q1\n"  # never listed: Inactive
+    "Active,IWM,-1,Daily,,i1\n"  # never listed: an error
+)
+
+
+def test_upcoming_lists_the_next_30_days_from_a_pinned_today(tmp_path, monkeypatch):
+    write_plan(tmp_path, monkeypatch, PLAN_FOR_JUNE_2027)
+    at = start(today="2027-05-28")
+    at.switch_page("pages/upcoming.py").run()
+    assert not at.exception
+    assert at.date_input(key="upcoming_range").value == (date(2027, 5, 28), date(2027, 6, 27))
+    df = at.dataframe[0].value
+    rows = list(zip(df["Date/time (ET)"], df["Stock Symbol"], df["Amount (USD)"], df["Frequency"]))
+    assert rows == [
+        ("2027-06-01 09:00", "VTI", 1000.0, "Monthly"),  # first trading day of June
+        ("2027-06-01 09:00", "SPY", 500.0, "Weekly"),  # Monday 05-31 is Memorial Day
+        ("2027-06-07 09:00", "SPY", 500.0, "Weekly"),
+        ("2027-06-14 09:00", "SPY", 500.0, "Weekly"),
+        ("2027-06-21 09:00", "SPY", 500.0, "Weekly"),
+    ]
+    assert [m.value for m in at.metric] == ["$3,000.00", "5"]
+    assert any("1 plan row(s) have errors" in w for w in texts(at.warning))
+    assert at.get("vega_lite_chart")  # the per-day chart is drawn
+
+
+def test_upcoming_follows_the_picked_range(tmp_path, monkeypatch):
+    write_plan(tmp_path, monkeypatch, PLAN_FOR_JUNE_2027)
+    at = start(today="2027-05-28")
+    at.switch_page("pages/upcoming.py").run()
+    at.date_input(key="upcoming_range").set_value((date(2027, 6, 22), date(2027, 7, 2))).run()
+    assert not at.exception
+    df = at.dataframe[0].value
+    assert list(zip(df["Date/time (ET)"], df["Stock Symbol"])) == [
+        ("2027-06-28 09:00", "SPY"),
+        ("2027-07-01 09:00", "VTI"),
+    ]
+
+
+def test_a_malformed_today_is_ignored_with_a_warning():
+    at = start(today="tomorrow")
+    at.switch_page("pages/upcoming.py").run()
+    assert not at.exception
+    assert any("today=tomorrow" in w for w in texts(at.warning))
+    assert at.dataframe  # the real clock was used instead
+
+
+def test_a_bad_setting_is_named_without_a_traceback(monkeypatch):
+    monkeypatch.setenv("DCA_MAX_ORDER_USD", "-5")
+    at = start()
+    assert not at.exception
+    [error] = texts(at.error)
+    assert "DCA_MAX_ORDER_USD" in error and "positive" in error
+    assert not at.title  # nothing else ran
+
+
+@pytest.mark.parametrize("page", [None, "pages/upcoming.py"])
+def test_an_unreadable_plan_is_an_error_not_an_exception(tmp_path, monkeypatch, page):
+    missing = tmp_path / "nowhere" / "plan.csv"
+    monkeypatch.setenv("DCA_PLAN", str(missing))
+    at = start()
+    if page:
+        at.switch_page(page).run()
+    assert not at.exception
+    [error] = texts(at.error)
+    assert str(missing) in error and "does not exist" in error
+    assert not at.dataframe
+    assert not missing.exists()
