@@ -1,6 +1,6 @@
 """Benchmarks for a thousand-row plan: one engine run, and the upcoming calendar.
 
-    /work/main/.venv/bin/python bench/run.py [--repeat N] [--dir PATH] [--profile]
+    python3 -m uv run python bench/run.py [--repeat N] [--dir PATH] [--profile]
 
 (a) one engine run of 1,000 Active rows (Daily/Weekly/Monthly, mixed amounts, fixed IDs,
     CSV plan) on the SIMULATED broker with a SQLite ledger, at Monday 2027-03-01
