@@ -165,10 +165,15 @@ def cmd_history(args, services: Services) -> int:
         if args.csv != "-":
             print(f"wrote {len(items)} executions to {args.csv}", file=sys.stderr)
         return EXIT_OK
-    emit(args, items, lambda: table(
-        [{**e, "scheduled": e["scheduled_at"][:16].replace("T", " ")} for e in items],
-        ["scheduled", "symbol", "status", "late", "quantity", "price", "cost", "carry", "order_ref",
-         "recorded_at", "message"]))
+    def human():
+        head = [SIMULATED_BANNER] if any(e["simulated"] for e in items) else []
+        return "\n".join(head + [table(
+            [{**e, "scheduled": e["scheduled_at"][:16].replace("T", " "), "late": "late" if e["late"] else "",
+              "simulated": "SIMULATED" if e["simulated"] else ""} for e in items],
+            ["scheduled", "symbol", "status", "late", "quantity", "price", "cost", "carry", "order_ref",
+             "recorded_at", "simulated", "message"])])
+
+    emit(args, items, human)
     return EXIT_OK
 
 

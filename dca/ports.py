@@ -10,10 +10,6 @@ from typing import Mapping, Protocol
 from dca.domain import ParsedPlan
 
 
-class Clock(Protocol):
-    def now(self) -> datetime: ...
-
-
 class TradingCalendar(Protocol):
     def sessions(self, start: date, end: date) -> list[date]:
         """Trading days in the inclusive range, ascending."""

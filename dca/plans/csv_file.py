@@ -34,7 +34,19 @@ def write_example_plan(path: Path) -> None:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     table = [list(PLAN_COLUMNS)] + [[*row, "", new_row_id()] for row in EXAMPLE_ROWS]
-    _atomic_write(path, _to_csv(table))
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(_to_csv(table))
+            f.flush()
+            os.fsync(f.fileno())
+        # link() fails if the plan appeared meanwhile: two faces starting at once must not
+        # each write an example with different IDs, the second replacing the first.
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        os.unlink(tmp)
 
 
 def _to_csv(table: list[list[str]]) -> str:

@@ -11,6 +11,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
+import time_machine
 
 from dca.cli import main
 from tests.conftest import HEADER
@@ -147,3 +148,25 @@ def test_the_module_runs_as_a_program(tmp_path):
                             text=True, env={"DCA_HOME": str(tmp_path / "h"), "PATH": "/usr/bin:/bin"})
     assert result.returncode == 0, result.stderr
     assert len(json.loads(result.stdout)["rows"]) == 4
+
+
+def test_run_without_now_uses_the_real_clock_in_new_york(capsys, plan_file, tmp_path):
+    # 14:00:30 UTC on 2027-03-01 is 09:00:30 in New York (EST): everything is due, on time.
+    with time_machine.travel("2027-03-01 14:00:30+00:00", tick=False):
+        code, out, _ = dca(capsys, "run", "--plan", str(plan_file), "--db", str(tmp_path / "l.sqlite3"), "--json")
+    report = json.loads(out)
+    assert code == 0
+    assert report["as_of"] == "2027-03-01T09:00:30-05:00"
+    assert {(e["symbol"], e["late"]) for e in report["executions"]} == {("QQQ", False), ("VOO", False), ("IWM", False)}
+    # The same run at 09:06 New York time would have been late.
+    with time_machine.travel("2027-03-02 14:06:00+00:00", tick=False):
+        code, out, _ = dca(capsys, "run", "--plan", str(plan_file), "--db", str(tmp_path / "l.sqlite3"), "--json")
+    assert [(e["symbol"], e["late"]) for e in json.loads(out)["executions"]] == [("QQQ", True)]
+
+
+def test_history_marks_simulated_executions(capsys, plan_file, tmp_path):
+    db = str(tmp_path / "ledger.sqlite3")
+    dca(capsys, "run", "--plan", str(plan_file), "--db", db, "--now", "2027-03-01T09:00:30")
+    code, out, _ = dca(capsys, "history", "--plan", str(plan_file), "--db", db)
+    assert code == 0 and out.startswith("SIMULATED broker")
+    assert out.count("SIMULATED") == 4  # the banner and each of the three executions
