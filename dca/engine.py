@@ -28,6 +28,7 @@ from dca.domain import (
 from dca.errors import BrokerError, BrokerUnavailable, OrderRejected, PlanError
 from dca.ledger import Execution, Ledger, today_in_new_york
 from dca.ports import Broker, BrokerOrder, Notifier, OrderRequest, PlanSource
+from dca.delivery import deliver_outbox
 from dca.reporting import log_line
 from dca.schedule_rules import NEW_YORK, RowHistory, Schedule, scheduled_at
 
@@ -433,35 +434,3 @@ def _with_id(row: PlanRow) -> PlanRow:
     from dataclasses import replace
 
     return replace(row, row_id=f"new-row-{row.row_number}")
-
-
-def deliver_outbox(ledger: Ledger, plan_source: PlanSource, notifier: Notifier, simulated: bool) -> dict:
-    """Write queued Log lines and notifications. A failure leaves them queued for the next
-    run; it never affects orders. Returns what was delivered and what is still waiting."""
-    result = {}
-    logs = ledger.undelivered("log")
-    latest: dict[str, str] = {}
-    for item in logs:
-        latest[item.row_id] = item.body  # later lines supersede earlier ones for the cell
-    try:
-        if latest:
-            plan_source.write_logs(latest)
-        ledger.mark_delivered(i.id for i in logs)
-        result["log"] = {"delivered": len(latest), "waiting": 0}
-    except Exception as error:
-        logger.warning("could not write Log cells (%s); kept for the next run", error)
-        ledger.mark_failed((i.id for i in logs), str(error))
-        result["log"] = {"delivered": 0, "waiting": len(latest), "error": str(error)}
-    notes = ledger.undelivered("notify")
-    if notes:
-        title = "Recurring investments" + (" — SIMULATED broker, no real money" if simulated else "")
-        text = title + "\n" + "\n".join(n.body for n in notes)
-        try:
-            notifier.send(text)
-            ledger.mark_delivered(n.id for n in notes)
-            result["notify"] = {"delivered": len(notes), "waiting": 0}
-        except Exception as error:
-            logger.warning("could not notify (%s); kept for the next run", error)
-            ledger.mark_failed((n.id for n in notes), str(error))
-            result["notify"] = {"delivered": 0, "waiting": len(notes), "error": str(error)}
-    return result
