@@ -149,8 +149,14 @@ class _Run:
         histories = self.e.ledger.row_histories(plan.rows, self.today, observe=True)
         self.spent_today = self.e.ledger.committed_on(self.today)
         for row in plan.active_rows:
-            self._run_row(row, histories[row.row_id])
-        self._report_plan_issues(plan)
+            try:
+                self._run_row(row, histories[row.row_id])
+            except Exception as error:
+                # One row's surprise must not stop the others. Whatever this row had
+                # recorded stays in the ledger (a pending intent is reconciled next run).
+                logger.exception("row %s (%s) failed unexpectedly", row.row_number, row.symbol)
+                self._defer(row, None, f"unexpected error ({type(error).__name__}: {error})")
+        self._report_problems(plan)
         self.report.delivery = deliver_outbox(self.e.ledger, self.e.plan_source, self.e.notifier, self.e.broker.simulated)
         self.e.ledger.finish_run(run_id, self.report.summary())
         return self.report
@@ -184,7 +190,9 @@ class _Run:
         self.report.warnings = plan.warnings
         return plan
 
-    def _report_plan_issues(self, plan: ParsedPlan) -> None:
+    def _report_problems(self, plan: ParsedPlan) -> None:
+        """Queue what a person must hear of besides outcomes: bad rows, and due executions
+        that could not even be attempted."""
         for issue in plan.issues:
             body = f"{'error' if issue.is_error else 'warning'} · {issue.message}"
             if issue.row_id and issue.log != body:
@@ -192,6 +200,13 @@ class _Run:
         if plan.errors:
             lines = "\n".join(f"- {i.message}" for i in plan.errors)
             self.e.ledger.enqueue("notify", f"Plan errors ({self.e.plan_source.description}):\n{lines}")
+        if self.report.deferred:
+            lines = "\n".join(f"- row {d['row']} {d['symbol']}: {d['message']}" for d in self.report.deferred)
+            self.e.ledger.enqueue(
+                "notify",
+                f"Not attempted at {self.now.astimezone(NEW_YORK):%Y-%m-%d %H:%M} ET; a run later the same "
+                f"day tries again, after that day they are recorded as missed:\n{lines}",
+            )
 
     # -- reconciliation -------------------------------------------------------------------
 
@@ -262,13 +277,13 @@ class _Run:
                          f"({format_money(options.max_order_usd)})")
             return
         if self.broker_down is not None:
-            self._defer(row, day, self.broker_down)
+            self._defer(row, day, f"broker unavailable ({self.broker_down})")
             return
         try:
             price = self.e.broker.quote(row.symbol, self.now)
         except BrokerUnavailable as error:
             self.broker_down = error
-            self._defer(row, day, error)
+            self._defer(row, day, f"broker unavailable ({error})")
             return
         except BrokerError as error:
             self._record(row, day, Outcome.ERROR, f"no price for {row.symbol}: {error}")
@@ -300,13 +315,14 @@ class _Run:
         self.e._checkpoint("intent_recorded", stored)
         self.report.executions.append(self._drive(stored, allow_submit=True, fresh=True))
 
-    def _defer(self, row: PlanRow, day: date, error: Exception) -> None:
+    def _defer(self, row: PlanRow, day: date | None, reason: str) -> None:
+        """Due but not attempted, and nothing recorded: the next run decides afresh."""
         self.report.deferred.append({
             "row_id": row.row_id,
             "row": row.row_number,
             "symbol": row.symbol,
-            "scheduled_at": scheduled_at(day, self.e.schedule.run_time).isoformat(),
-            "message": f"broker unavailable ({error}); nothing ordered, retried at the next run",
+            "scheduled_at": None if day is None else scheduled_at(day, self.e.schedule.run_time).isoformat(),
+            "message": f"{reason}; nothing ordered, retried at the next run",
         })
 
     # -- talking to the broker ------------------------------------------------------------

@@ -64,6 +64,10 @@ def test_an_unreachable_broker_defers_and_a_later_run_that_day_buys_late(make_ri
     assert report.executions == []
     assert [d["symbol"] for d in report.deferred] == ["SPY", "VTI"]
     assert not report.ok
+    assert "broker unavailable" in report.deferred[0]["message"]
+    # The person hears of it, although nothing was recorded for the executions.
+    notified = rig.notifications()
+    assert "Not attempted" in notified and "row 2 SPY" in notified and "row 3 VTI" in notified
     healthy = make_rig("Active,SPY,700,Weekly,,s1\nActive,VTI,800,Weekly,,v1\n")
     later = healthy.run(ny(2027, 3, 1, 11, 15))
     assert {e.symbol: (e.status, e.late) for e in later.executions} == {
@@ -79,6 +83,35 @@ def test_a_submitted_order_is_updated_when_the_broker_reports_the_fill(make_rig)
     assert later.status is Outcome.FILLED and later.order_ref == spy.order_ref
     assert "filled" in next(line for line in rig.plan_lines() if line.endswith(",s1"))
     assert orders(rig) == [("dca-s1-20270301", "SPY", "filled")]
+
+
+class QuoteBreaksFor:
+    """A broker whose quote for one symbol fails with an exception nobody planned for."""
+
+    def __init__(self, broker, symbol):
+        self._broker, self._symbol = broker, symbol
+        self.name, self.simulated, self.supports_fractional = broker.name, broker.simulated, broker.supports_fractional
+
+    def quote(self, symbol, now):
+        if symbol == self._symbol:
+            raise KeyError("bid")  # e.g. a reply missing a field
+        return self._broker.quote(symbol, now)
+
+    def __getattr__(self, name):
+        return getattr(self._broker, name)
+
+
+def test_an_unexpected_error_on_one_row_does_not_stop_the_others(make_rig):
+    rig = make_rig("Active,SPY,700,Weekly,,s1\nActive,VTI,800,Weekly,,v1\nActive,QQQ,900,Weekly,,q1\n")
+    rig.engine.broker = QuoteBreaksFor(rig.broker, "VTI")
+    report = rig.run(MONDAY)
+    assert {e.symbol: e.status for e in report.executions} == {"SPY": Outcome.FILLED, "QQQ": Outcome.FILLED}
+    assert [(d["symbol"], "unexpected error (KeyError" in d["message"]) for d in report.deferred] == [("VTI", True)]
+    assert not report.ok
+    # Nothing was recorded for VTI, so a later run that day buys it once the fault is gone.
+    rig.engine.broker = rig.broker
+    later = rig.run(ny(2027, 3, 1, 10))
+    assert [(e.symbol, e.status, e.late) for e in later.executions] == [("VTI", Outcome.FILLED, True)]
 
 
 def test_pending_intent_of_a_removed_row_is_dropped_as_missed(make_rig):
