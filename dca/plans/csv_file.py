@@ -7,6 +7,7 @@ a row is never left with an ID that did not reach the disk.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import io
@@ -55,13 +56,13 @@ def _to_csv(table: list[list[str]]) -> str:
     return out.getvalue()
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def _atomic_write(path: Path, text: str, encoding: str = "utf-8") -> None:
     # Write where a symlinked plan really lives, or the rename would replace the link
     # and the person's own file would silently stop being the plan.
     path = Path(os.path.realpath(path))
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+        with os.fdopen(fd, "w", encoding=encoding, newline="") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
@@ -152,8 +153,11 @@ class CsvPlanSource:
         new_text = _to_csv(table)
         if self._read() != text:
             raise PlanError(f"plan file {self.path} was edited during the update; run again")
+        # Keep a byte-order mark if the file had one (Excel writes it, and expects it back).
+        with self.path.open("rb") as f:
+            encoding = "utf-8-sig" if f.read(3) == codecs.BOM_UTF8 else "utf-8"
         try:
-            _atomic_write(self.path, new_text)
+            _atomic_write(self.path, new_text, encoding)
         except OSError as e:
             raise PlanError(f"cannot write plan file {self.path}: {e.strerror}") from e
         self._loaded_digest = hashlib.sha256(new_text.encode()).hexdigest()

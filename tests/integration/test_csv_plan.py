@@ -113,6 +113,17 @@ def test_assign_ids_on_a_bom_crlf_file_as_a_spreadsheet_saves_it(plan_file):
     plan = CsvPlanSource(plan_file).load()
     assert plan.issues == [] and plan.unidentified == []
     assert [(r.symbol, r.row_id) for r in plan.rows] == [("AAPL", "a1"), ("SPY", "s1")]
+    assert plan_file.read_bytes().startswith(b"\xef\xbb\xbfStatus,")  # the BOM is kept
+    source.write_logs({"s1": "filled"})
+    assert plan_file.read_bytes().startswith(b"\xef\xbb\xbfStatus,")
+
+
+def test_a_file_without_a_bom_does_not_get_one(plan_file):
+    plan_file.write_text(HEADER + "Active,AAPL,10,Weekly,,\n")
+    source = CsvPlanSource(plan_file)
+    source.load()
+    source.assign_ids({2: "a1"})
+    assert plan_file.read_bytes().startswith(b"Status,")
 
 
 def test_assign_ids_puts_the_id_on_the_parsed_row_even_after_a_multi_line_cell(plan_file):
