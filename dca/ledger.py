@@ -81,6 +81,13 @@ CREATE TABLE IF NOT EXISTS runs (
 """
 
 
+SCHEMA_VERSION = 1
+
+
+class LedgerError(DcaError):
+    """The ledger file cannot be used; nothing was run."""
+
+
 class LedgerBusy(DcaError):
     """Another run holds the lock for longer than we were willing to wait."""
 
@@ -203,8 +210,20 @@ class Ledger:
     def __post_init__(self):
         self.path = Path(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
-            db.executescript(SCHEMA)
+        try:
+            with self._connect() as db:
+                version = db.execute("PRAGMA user_version").fetchone()[0]
+                if version > SCHEMA_VERSION:
+                    raise LedgerError(
+                        f"ledger {self.path} was written by a newer version of dca (schema {version}, "
+                        f"this one knows {SCHEMA_VERSION}); upgrade dca rather than risk misreading it"
+                    )
+                db.executescript(SCHEMA)
+                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except sqlite3.DatabaseError as e:
+            self.close()
+            raise LedgerError(f"ledger {self.path} cannot be opened as a SQLite database ({e}); "
+                              "point --db/DCA_DB at the right file or restore it from a backup") from e
 
     # -- plumbing -------------------------------------------------------------------------
 
