@@ -10,7 +10,6 @@ import contextlib
 import json
 import logging
 import sqlite3
-import threading
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
 from decimal import Decimal
@@ -22,6 +21,7 @@ from filelock import FileLock, Timeout
 from dca.domain import Outcome, PlanRow
 from dca.errors import DcaError
 from dca.schedule_rules import NEW_YORK, RowHistory
+from dca.sqlite_conn import ThreadConnections
 
 logger = logging.getLogger(__name__)
 
@@ -205,11 +205,12 @@ class OutboxItem:
 class Ledger:
     path: Path
     lock_timeout: float = 900.0
-    _local: threading.local = field(default_factory=threading.local, init=False, repr=False)
+    _connections: ThreadConnections = field(init=False, repr=False)
 
     def __post_init__(self):
         self.path = Path(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._connections = ThreadConnections(self.path)
         try:
             with self._connect() as db:
                 version = db.execute("PRAGMA user_version").fetchone()[0]
@@ -229,23 +230,10 @@ class Ledger:
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        # One connection per thread, kept open: the panel's sessions and the worker each
-        # get their own handle, and a run does not pay for opening (and checkpointing on
-        # close) a connection at every step.
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            db.row_factory = sqlite3.Row
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")  # see _write(durable=...)
-            self._local.db = db
-        yield db
+        yield self._connections.get()
 
     def close(self) -> None:
-        db = getattr(self._local, "db", None)
-        if db is not None:
-            db.close()
-            self._local.db = None
+        self._connections.close()
 
     @contextlib.contextmanager
     def _write(self, durable: bool = False) -> Iterator[sqlite3.Connection]:

@@ -13,7 +13,6 @@ import hashlib
 import os
 import signal
 import sqlite3
-import threading
 from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
@@ -23,6 +22,7 @@ from dca.domain import FRACTION_STEP
 from dca.errors import BrokerUnavailable, OrderInDoubt, OrderRejected
 from dca.ports import BrokerOrder, OrderRequest
 from dca.schedule_rules import NEW_YORK
+from dca.sqlite_conn import ThreadConnections
 
 FAULTS = {
     "reject": "the order is refused",
@@ -59,7 +59,7 @@ class SimulatedBroker:
                 raise ValueError(f"unknown simulated fault '{kind}'; choose from {', '.join(FAULTS)}")
             self._faults[symbol.upper()] = [kind, int(count) if count else None]
         self.book_path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()  # one connection per thread, kept open
+        self._connections = ThreadConnections(self.book_path)
         with self._book() as db:
             db.execute(
                 "CREATE TABLE IF NOT EXISTS orders (order_ref TEXT PRIMARY KEY, broker_order_id TEXT NOT NULL,"
@@ -69,16 +69,9 @@ class SimulatedBroker:
 
     @contextlib.contextmanager
     def _book(self) -> Iterator[sqlite3.Connection]:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self.book_path, timeout=30, isolation_level=None)
-            db.row_factory = sqlite3.Row
-            db.execute("PRAGMA journal_mode=WAL")
-            # Survives our process being killed, which is what the crash tests exercise; a
-            # simulation has no real orders to protect against a power cut.
-            db.execute("PRAGMA synchronous=NORMAL")
-            self._local.db = db
-        yield db
+        # NORMAL sync survives our process being killed, which is what the crash tests
+        # exercise; a simulation has no real orders to protect against a power cut.
+        yield self._connections.get()
 
     def _fault(self, symbol: str) -> str | None:
         entry = self._faults.get(symbol) or self._faults.get("*")

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from dca.domain import Outcome
-from tests.conftest import HEADER, ny
+from tests.conftest import ny
 
 REPO = Path(__file__).resolve().parents[2]
 # Monday 2027-03-01 is the first trading day of a week and of a month: all three are due.
@@ -117,7 +117,7 @@ def test_killed_at_any_step_each_due_execution_is_ordered_at_most_once(make_rig,
     assert crashed.returncode == -9, "the run should have been killed"
 
     restart_at = ny(2027, 3, 1, 9, 20) if restart == "same day" else ny(2027, 3, 2, 9, 0, 30)
-    report = rig.run(restart_at)
+    rig.run(restart_at)
     book = book_refs(rig)
     assert all(count == 1 for count in book.values()), book
     voo = rig.ledger.get("v1", ny(2027, 3, 1).date())
