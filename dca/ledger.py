@@ -246,10 +246,13 @@ class Ledger:
             db.execute("BEGIN IMMEDIATE")
             try:
                 yield db
+                db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                # Also after a failed COMMIT (disk full): the kept-open connection must not
+                # stay inside a transaction, or every later write on this thread fails.
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
                 raise
-            db.execute("COMMIT")
 
     @contextlib.contextmanager
     def run_lock(self, timeout: float | None = None) -> Iterator[None]:

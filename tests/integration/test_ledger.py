@@ -41,3 +41,20 @@ def test_reopening_keeps_what_was_recorded(make_rig):
     rig.ledger.close()
     again = Ledger(rig.ledger.path)
     assert [e.order_ref for e in again.history()] == ["dca-s1-20270301"]
+
+
+def test_a_failed_write_leaves_the_ledger_usable(make_rig):
+    from decimal import Decimal
+
+    from dca.domain import Outcome
+    from dca.ledger import Execution
+    from tests.conftest import ny
+
+    rig = make_rig("Active,SPY,700,Weekly,,s1\n")
+    first = Execution("s1", ny(2027, 3, 1).date(), ny(2027, 3, 1, 9), "SPY", "Weekly", Decimal("700"), Outcome.MISSED)
+    assert rig.ledger.insert(first) is not None
+    assert rig.ledger.insert(first) is None  # the unique key refuses a second record...
+    # ...and the connection it used is not left inside a transaction.
+    second = first.evolve(scheduled_date=ny(2027, 3, 8).date(), scheduled_at=ny(2027, 3, 8, 9))
+    assert rig.ledger.insert(second) is not None
+    assert len(rig.ledger.history()) == 2
