@@ -155,7 +155,8 @@ class _Run:
                 # One row's surprise must not stop the others. Whatever this row had
                 # recorded stays in the ledger (a pending intent is reconciled next run).
                 logger.exception("row %s (%s) failed unexpectedly", row.row_number, row.symbol)
-                self._defer(row, None, f"unexpected error ({type(error).__name__}: {error})")
+                self._defer(row, None, f"unexpected error ({type(error).__name__}: {error}); an order "
+                            "already sent for it is reconciled with the broker at the next run")
         self._report_problems(plan)
         self.report.delivery = deliver_outbox(self.e.ledger, self.e.plan_source, self.e.notifier, self.e.broker.simulated)
         self.e.ledger.finish_run(run_id, self.report.summary())
@@ -277,13 +278,13 @@ class _Run:
                          f"({format_money(options.max_order_usd)})")
             return
         if self.broker_down is not None:
-            self._defer(row, day, f"broker unavailable ({self.broker_down})")
+            self._defer(row, day, f"broker unavailable ({self.broker_down}); nothing ordered")
             return
         try:
             price = self.e.broker.quote(row.symbol, self.now)
         except BrokerUnavailable as error:
             self.broker_down = error
-            self._defer(row, day, f"broker unavailable ({error})")
+            self._defer(row, day, f"broker unavailable ({error}); nothing ordered")
             return
         except BrokerError as error:
             self._record(row, day, Outcome.ERROR, f"no price for {row.symbol}: {error}")
@@ -322,7 +323,7 @@ class _Run:
             "row": row.row_number,
             "symbol": row.symbol,
             "scheduled_at": None if day is None else scheduled_at(day, self.e.schedule.run_time).isoformat(),
-            "message": f"{reason}; nothing ordered, retried at the next run",
+            "message": f"{reason}; retried at the next run",
         })
 
     # -- talking to the broker ------------------------------------------------------------
