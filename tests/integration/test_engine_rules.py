@@ -251,3 +251,19 @@ def test_the_log_cell_shows_only_the_latest_outcome(make_rig):
     rig.run(ny(2027, 3, 2, 9, 1))
     line = next(line for line in rig.plan_lines() if line.endswith(",s1"))
     assert "dca-s1-20270302" in line and "dca-s1-20270301" not in line
+
+
+def test_an_error_after_the_broker_accepted_is_reconciled_at_the_next_run(make_rig):
+    def fail_after_broker(step, execution):
+        if step == "broker_returned" and execution.symbol == "SPY":
+            raise RuntimeError("disk I/O error")  # the outcome cannot be recorded
+
+    rig = make_rig("Active,SPY,700,Weekly,,s1\nActive,VTI,800,Weekly,,v1\n", checkpoint=fail_after_broker)
+    report = rig.run(MONDAY)
+    assert [e.symbol for e in report.executions] == ["VTI"]
+    assert report.deferred[0]["symbol"] == "SPY" and "reconciled with the broker" in report.deferred[0]["message"]
+    assert rig.ledger.get("s1", MONDAY.date()).status is Outcome.PENDING
+    rig.engine._checkpoint = lambda step, execution: None
+    later = rig.run(ny(2027, 3, 1, 9, 30))
+    assert [(e.symbol, e.status) for e in later.executions] == [("SPY", Outcome.FILLED)]
+    assert sorted(o[0] for o in orders(rig)) == ["dca-s1-20270301", "dca-v1-20270301"]
