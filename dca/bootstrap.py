@@ -46,6 +46,7 @@ def build_broker(settings: Settings) -> SimulatedBroker:
 def build(settings: Settings, checkpoint: Checkpoint | None = None) -> Services:
     plan_source = build_plan_source(settings)
     broker = build_broker(settings)
+    logger.info("settings in effect: %s", settings.describe())  # describe() masks secrets
     if broker.simulated:
         logger.info("Running with the SIMULATED broker: no real orders are placed")
     ledger = Ledger(settings.db_path, lock_timeout=settings.lock_timeout_seconds)

@@ -207,7 +207,8 @@ def cmd_status(args, services: Services) -> int:
     code = EXIT_OK
     try:
         plan = services.plan_source.load()
-        payload["next_executions"] = [u.as_dict() for u in upcoming(plan, services.schedule, now.date(), now.date() + timedelta(days=31))][:10]
+        ahead = upcoming(plan, services.schedule, now.date(), now.date() + timedelta(days=31))
+        payload["next_executions"] = [u.as_dict() for u in ahead if u.scheduled_at >= now][:10]
         payload["plan_errors"] = [i.as_dict() for i in plan.errors]
     except DcaError as error:
         payload["next_executions"], payload["plan_errors"] = [], [{"row": None, "message": str(error)}]

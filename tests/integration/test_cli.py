@@ -170,3 +170,12 @@ def test_history_marks_simulated_executions(capsys, plan_file, tmp_path):
     code, out, _ = dca(capsys, "history", "--plan", str(plan_file), "--db", db)
     assert code == 0 and out.startswith("SIMULATED broker")
     assert out.count("SIMULATED") == 4  # the banner and each of the three executions
+
+
+def test_status_lists_only_executions_still_to_come(capsys, plan_file):
+    # 10:00 on Monday 2027-03-01: the 09:00 executions of that day are past.
+    with time_machine.travel("2027-03-01 15:00:00+00:00", tick=False):
+        code, out, _ = dca(capsys, "status", "--plan", str(plan_file), "--json")
+    upcoming = json.loads(out)["next_executions"]
+    assert upcoming[0]["scheduled_at"] == "2027-03-02T09:00:00-05:00"
+    assert all(u["scheduled_at"] > "2027-03-01T10" for u in upcoming)
