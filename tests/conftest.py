@@ -71,14 +71,17 @@ def make_rig(tmp_path, calendar):
 
     `rows_csv` is the plan without its header, e.g. "Active,QQQ,50,Daily,,q1\\n"."""
 
-    def make(rows_csv: str, fractional: bool = False, faults=None, checkpoint=None, **options) -> Rig:
-        plan_path = tmp_path / "plan.csv"
+    def make(rows_csv: str, fractional: bool = False, faults=None, checkpoint=None, base: Path | None = None,
+             **options) -> Rig:
+        """`base`: another directory than the test's tmp_path (e.g. one per Hypothesis example)."""
+        base = base or tmp_path
+        plan_path = base / "plan.csv"
         plan_path.write_text(HEADER + rows_csv)
         plan = CsvPlanSource(plan_path)
-        broker = SimulatedBroker(tmp_path / "book.sqlite3", fractional=fractional, faults=faults)
-        ledger = Ledger(tmp_path / "ledger.sqlite3", lock_timeout=30)
-        notifier = FileNotifier(tmp_path / "notifications.log")
+        broker = SimulatedBroker(base / "book.sqlite3", fractional=fractional, faults=faults)
+        ledger = Ledger(base / "ledger.sqlite3", lock_timeout=30)
+        notifier = FileNotifier(base / "notifications.log")
         engine = Engine(plan, broker, ledger, notifier, Schedule(calendar), RunOptions(**options), checkpoint)
-        return Rig(tmp_path, plan_path, plan, broker, ledger, notifier, engine)
+        return Rig(base, plan_path, plan, broker, ledger, notifier, engine)
 
     return make
