@@ -5,7 +5,7 @@ step (KeyboardInterrupt: not an Exception, so nothing in the engine catches it, 
 a kill) or meet a broker fault. After every run:
   - the broker holds at most one order per execution key, and every order it holds
     belongs to an execution recorded as filled, or one still pending after a crash;
-  - nothing is pending after a run that finished.
+  - nothing is pending after a run that finished with the broker reachable.
 After a final clean run, each row has exactly one record for every occurrence from the
 day it was first seen to now: bought, skipped or missed, never lost.
 """
@@ -74,7 +74,9 @@ def run_history(rig, calendar, runs) -> None:
         except Crash:
             crashed = True
         first_seen = first_seen or now.date()
-        check_book(rig, allow_pending=crashed)
+        # An intent may wait (pending) after a crash, or when the broker could not be
+        # reached; the final clean run must settle it either way.
+        check_book(rig, allow_pending=crashed or (fault or "").startswith("unavailable"))
 
     # A last clean run settles everything.
     rig.broker._faults.clear()
