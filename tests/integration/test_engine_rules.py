@@ -267,3 +267,33 @@ def test_an_error_after_the_broker_accepted_is_reconciled_at_the_next_run(make_r
     later = rig.run(ny(2027, 3, 1, 9, 30))
     assert [(e.symbol, e.status) for e in later.executions] == [("SPY", Outcome.FILLED)]
     assert sorted(o[0] for o in orders(rig)) == ["dca-s1-20270301", "dca-v1-20270301"]
+
+
+def test_a_candidate_later_than_the_maximum_lateness_is_missed_not_bought(make_rig):
+    from datetime import timedelta
+
+    rig = make_rig("Active,SPY,700,Daily,,s1\n", max_lateness=timedelta(hours=2))
+    rig.run(ny(2027, 3, 1, 9, 1))  # first seen on Monday, bought on time
+    on_time_enough = only(rig.run(ny(2027, 3, 2, 10, 59)), "SPY")
+    assert on_time_enough.status is Outcome.FILLED and on_time_enough.late
+    too_late = only(rig.run(ny(2027, 3, 3, 11, 1)), "SPY")
+    assert too_late.status is Outcome.MISSED and "too late to buy" in too_late.message
+    assert len(orders(rig)) == 2
+
+
+def test_max_lateness_is_configurable(capsys, tmp_path):
+    from dca.cli import main
+    from tests.conftest import HEADER
+
+    plan = tmp_path / "p.csv"
+    plan.write_text(HEADER + "Active,SPY,700,Daily,,s1\n")
+    config = tmp_path / "dca.toml"
+    config.write_text('[schedule]\nmax_lateness_minutes = 30\n')
+    args = ["run", "--json", "--config", str(config), "--plan", str(plan), "--db", str(tmp_path / "l.sqlite3")]
+    main([*args, "--now", "2027-03-01T09:00:10"])
+    capsys.readouterr()
+    main([*args, "--now", "2027-03-02T09:45"])
+    import json
+
+    [execution] = json.loads(capsys.readouterr().out)["executions"]
+    assert execution["status"] == "missed" and "too late" in execution["message"]
