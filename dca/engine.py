@@ -236,8 +236,9 @@ class _Run:
         if decision.candidate is None:
             return
         if decision.candidate_too_late:
-            limit = self.e.options.max_lateness
-            self._record(row, decision.candidate, Outcome.MISSED, f"too late to buy (more than {limit} after its time)")
+            minutes = int(self.e.options.max_lateness.total_seconds() // 60)
+            self._record(row, decision.candidate, Outcome.MISSED,
+                         f"too late to buy (more than {minutes} minutes after its time)")
             return
         self._buy(row, decision.candidate)
 
