@@ -141,7 +141,11 @@ class _Run:
         self.spent_today = ZERO
 
     def execute(self) -> RunReport:
-        plan = self._plan_with_ids()
+        try:
+            plan = self._plan_with_ids()
+        except PlanError as error:
+            self._without_plan(error)
+            raise
         run_id = self.e.ledger.start_run(self.now)
         active = {r.row_id: r for r in plan.active_rows}
         self._settle_pending(active)
@@ -190,6 +194,14 @@ class _Run:
         self.report.errors = plan.errors
         self.report.warnings = plan.warnings
         return plan
+
+    def _without_plan(self, error: PlanError) -> None:
+        """The plan cannot be read: still record what the broker says of orders in doubt
+        (nothing is submitted without knowing the row is still wanted), and say so."""
+        for execution in self.e.ledger.with_status(Outcome.PENDING):
+            self._drive(execution, allow_submit=None)
+        self.e.ledger.enqueue("notify", f"The plan could not be read, so nothing new was bought: {error}")
+        deliver_outbox(self.e.ledger, self.e.plan_source, self.e.notifier, self.e.broker.simulated)
 
     def _report_problems(self, plan: ParsedPlan) -> None:
         """Queue what a person must hear of besides outcomes: bad rows, and due executions
@@ -329,12 +341,13 @@ class _Run:
 
     # -- talking to the broker ------------------------------------------------------------
 
-    def _drive(self, execution: Execution, allow_submit: bool, fresh: bool = False) -> Execution:
+    def _drive(self, execution: Execution, allow_submit: bool | None, fresh: bool = False) -> Execution:
         """Bring an intent to a final outcome, or leave it pending with the reason.
 
         A submission is only ever made when the broker has provably not got the order
         (a `fresh` intent just recorded, or the broker says it has no such client order
-        id), on the same New York day as the intent, at most `max_submit_attempts` times."""
+        id), on the same New York day as the intent, at most `max_submit_attempts` times.
+        `allow_submit` None means the plan is unknown: reconcile only, decide nothing."""
         broker, ledger, ref = self.e.broker, self.e.ledger, execution.order_ref
         while True:
             if not fresh:
@@ -352,6 +365,8 @@ class _Run:
                 if execution.attempt_day < self.today:
                     return self._final(execution, Outcome.MISSED, "the order never reached the broker on "
                                        f"{execution.attempt_day}; it is not placed on a later day")
+                if allow_submit is None:
+                    return self._pending(execution, "the plan could not be read; decided at the next run")
                 if not allow_submit:
                     return self._final(execution, Outcome.MISSED, "the row is no longer Active in the plan; "
                                        "the unsent order was dropped")

@@ -297,3 +297,46 @@ def test_max_lateness_is_configurable(capsys, tmp_path):
 
     [execution] = json.loads(capsys.readouterr().out)["executions"]
     assert execution["status"] == "missed" and "too late" in execution["message"]
+
+
+def test_with_the_plan_unreadable_orders_in_doubt_are_still_reconciled_and_the_person_told(make_rig):
+    import pytest
+
+    from dca.errors import PlanError
+
+    rig = make_rig("Active,SPY,700,Weekly,,s1\nActive,VTI,800,Weekly,,v1\n")
+    rig.engine._checkpoint = _raise_at("broker_returned")  # dies after SPY's order is accepted
+    with pytest.raises(KeyboardInterrupt):
+        rig.run(MONDAY)
+    assert rig.ledger.get("s1", MONDAY.date()).status is Outcome.PENDING
+    rig.engine._checkpoint = lambda step, execution: None
+    rig.plan_path.unlink()  # the plan is gone when the next run starts
+    with pytest.raises(PlanError, match="does not exist"):
+        rig.run(ny(2027, 3, 1, 9, 30))
+    # What the broker did is recorded all the same, and nothing new was ordered.
+    assert rig.ledger.get("s1", MONDAY.date()).status is Outcome.FILLED
+    assert [o[1] for o in orders(rig)] == ["SPY"]
+    notified = rig.notifications()
+    assert "The plan could not be read" in notified and "filled" in notified and "SPY" in notified
+
+
+def test_with_the_plan_unreadable_an_unsent_intent_waits_rather_than_being_decided(make_rig):
+    import pytest
+
+    from dca.errors import PlanError
+
+    rig = make_rig("Active,SPY,700,Weekly,,s1\n")
+    rig.engine._checkpoint = _raise_at("intent_recorded")  # dies before SPY is sent
+    with pytest.raises(KeyboardInterrupt):
+        rig.run(MONDAY)
+    rig.engine._checkpoint = lambda step, execution: None
+    plan_text = rig.plan_path.read_text()
+    rig.plan_path.unlink()
+    with pytest.raises(PlanError):
+        rig.run(ny(2027, 3, 1, 9, 30))
+    assert rig.ledger.get("s1", MONDAY.date()).status is Outcome.PENDING  # not sent, not dropped
+    assert orders(rig) == []
+    rig.plan_path.write_text(plan_text)  # the plan is back the same day: the order goes out once
+    spy = only(rig.run(ny(2027, 3, 1, 10)), "SPY")
+    assert spy.status is Outcome.FILLED
+    assert orders(rig) == [("dca-s1-20270301", "SPY", "filled")]
