@@ -9,7 +9,7 @@ plan source, broker, ledger and notifier are passed in, and so is the time.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Callable
@@ -152,7 +152,14 @@ class _Run:
         self._refresh_submitted()
         histories = self.e.ledger.row_histories(plan.rows, self.today, observe=True)
         self.spent_today = self.e.ledger.committed_on(self.today)
-        for row in plan.active_rows:
+        self._run_rows(plan.active_rows, histories)
+        self._report_problems(plan)
+        self.report.delivery = deliver_outbox(self.e.ledger, self.e.plan_source, self.e.notifier, self.e.broker.simulated)
+        self.e.ledger.finish_run(run_id, self.report.summary())
+        return self.report
+
+    def _run_rows(self, rows: list[PlanRow], histories: dict[str, RowHistory]) -> None:
+        for row in rows:
             try:
                 self._run_row(row, histories[row.row_id])
             except Exception as error:
@@ -161,10 +168,6 @@ class _Run:
                 logger.exception("row %s (%s) failed unexpectedly", row.row_number, row.symbol)
                 self._defer(row, None, f"unexpected error ({type(error).__name__}: {error}); an order "
                             "already sent for it is reconciled with the broker at the next run")
-        self._report_problems(plan)
-        self.report.delivery = deliver_outbox(self.e.ledger, self.e.plan_source, self.e.notifier, self.e.broker.simulated)
-        self.e.ledger.finish_run(run_id, self.report.summary())
-        return self.report
 
     # -- plan and IDs ---------------------------------------------------------------------
 
@@ -450,8 +453,7 @@ class _DryRun(_Run):
         rows = [r if r.row_id else _with_id(r) for r in plan.active_rows]
         histories = self.e.ledger.row_histories(rows, self.today, observe=False)
         self.spent_today = self.e.ledger.committed_on(self.today)
-        for row in rows:
-            self._run_row(row, histories[row.row_id])
+        self._run_rows(rows, histories)
         return self.report
 
     def _store(self, execution: Execution) -> Execution:
@@ -464,6 +466,4 @@ class _DryRun(_Run):
 
 
 def _with_id(row: PlanRow) -> PlanRow:
-    from dataclasses import replace
-
     return replace(row, row_id=f"new-row-{row.row_number}")
