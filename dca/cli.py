@@ -184,7 +184,7 @@ def cmd_orders(args, services: Services) -> int:
     def human():
         head = [SIMULATED_BANNER] if broker.simulated else []
         return "\n".join(head + [f"Orders at {broker.name}:", table(
-            items, ["placed_at", "order_ref", "symbol", "quantity", "status", "avg_price", "broker_order_id", "message"])])
+            items, ["placed_at", "order_ref", "symbol", "quantity", "state", "broker_status", "filled_quantity", "avg_price", "broker_order_id", "message"])])
 
     emit(args, items, human)
     return EXIT_OK

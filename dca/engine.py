@@ -2,8 +2,10 @@
 
 Exactly once rests on three things: the ledger's unique (row ID, scheduled date) key; the
 intent committed *before* the broker is called; and, after any doubt, asking the broker
-for the client order id before ever submitting again. The engine does no I/O of its own:
-plan source, broker, ledger and notifier are passed in, and so is the time.
+for the client order id before ever submitting again. A resend happens only when the
+broker says the order is *provably absent*, never when it cannot tell, and only after the
+row and the guards are checked again. The engine does no I/O of its own: plan source,
+broker, ledger, notifier and clock are passed in, and so is the time.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ import logging
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Callable
+from typing import Callable, Mapping
 
+from dca.clock import SystemClock
+from dca.delivery import deliver_outbox
 from dca.domain import (
     CENT,
     Outcome,
@@ -22,28 +26,47 @@ from dca.domain import (
     RowIssue,
     client_order_id,
     format_money,
+    format_quantity,
     new_row_id,
     size_order,
 )
-from dca.errors import BrokerError, BrokerUnavailable, OrderRejected, PlanError
-from dca.ledger import Execution, Ledger, today_in_new_york
-from dca.ports import Broker, BrokerOrder, Notifier, OrderRequest, PlanSource
-from dca.delivery import deliver_outbox
+from dca.errors import BrokerUnavailable, DuplicateOrderRef, OrderRejected, PlanError
+from dca.execution import ZERO, Execution, reserved, today_in_new_york
+from dca.ledger import Ledger
+from dca.notices import Notices
+from dca.ports import (
+    Broker,
+    BrokerOrder,
+    Clock,
+    Found,
+    LookupQuery,
+    Notifier,
+    OrderLookup,
+    OrderRequest,
+    OrderState,
+    PlanSource,
+    Quote,
+)
 from dca.reporting import log_line
 from dca.schedule_rules import NEW_YORK, RowHistory, Schedule, scheduled_at
 
 logger = logging.getLogger(__name__)
-
-ZERO = Decimal("0")
 
 
 @dataclass(frozen=True)
 class RunOptions:
     grace: timedelta = timedelta(minutes=5)
     max_lateness: timedelta | None = None  # None: a candidate is bought however late
+    # Both maximums allow exactly the maximum; a cent over is refused.
     max_order_usd: Decimal = Decimal("5000")
     max_daily_usd: Decimal = Decimal("10000")
+    # Room for the price to move between the quote and the fill (at 09:00 the quote is
+    # the previous close): a whole-share order counts as its estimate plus this share.
+    price_margin: Decimal = Decimal("0.05")
     max_submit_attempts: int = 3
+    # Waits (beyond the broker's own settle time) before each lookup after a doubtful
+    # submit; when every one comes back unknown the order stays in doubt for the next run.
+    doubt_backoff: tuple[float, ...] = (0.0, 1.0, 2.0, 4.0)
 
 
 @dataclass
@@ -90,13 +113,6 @@ class RunReport:
 
 Checkpoint = Callable[[str, Execution], None]
 
-_FROM_BROKER = {
-    "filled": Outcome.FILLED,
-    "submitted": Outcome.SUBMITTED,
-    "rejected": Outcome.FAILED,
-    "cancelled": Outcome.FAILED,
-}
-
 
 class Engine:
     def __init__(
@@ -108,6 +124,7 @@ class Engine:
         schedule: Schedule,
         options: RunOptions = RunOptions(),
         checkpoint: Checkpoint | None = None,
+        clock: Clock | None = None,
     ):
         self.plan_source = plan_source
         self.broker = broker
@@ -115,6 +132,7 @@ class Engine:
         self.notifier = notifier
         self.schedule = schedule
         self.options = options
+        self.clock = clock or SystemClock()
         # Called at each step of an execution; the crash tests kill the process there.
         self._checkpoint = checkpoint or (lambda step, execution: None)
 
@@ -129,6 +147,12 @@ class Engine:
             return _Run(self, now).execute()
 
 
+@dataclass(frozen=True)
+class _Due:
+    row: PlanRow
+    day: date
+
+
 class _Run:
     """The state of one real run; lives only while the run lock is held."""
 
@@ -137,8 +161,14 @@ class _Run:
         self.now = now
         self.today = today_in_new_york(now)
         self.report = RunReport(now, engine.broker.name, engine.broker.simulated, dry_run=False)
-        self.broker_down: BrokerUnavailable | None = None
+        self.broker_down: str | None = None  # why the broker cannot be used in this run
         self.spent_today = ZERO
+        self._started = engine.clock.monotonic()
+
+    def at(self) -> datetime:
+        """The run's moment plus the time that has passed since it began: what the broker
+        is told, so its lag and settle times are measured on one clock."""
+        return self.now + timedelta(seconds=self.e.clock.monotonic() - self._started)
 
     def execute(self) -> RunReport:
         try:
@@ -147,27 +177,27 @@ class _Run:
             self._without_plan(error)
             raise
         run_id = self.e.ledger.start_run(self.now)
-        active = {r.row_id: r for r in plan.active_rows}
-        self._settle_pending(active)
-        self._refresh_submitted()
+        self.spent_today = self.e.ledger.committed_on(self.today, self.e.options.price_margin)
+        self._check_broker()
+        self._reconcile({r.row_id: r for r in plan.rows})
+        held = self._reidentified(plan)
         histories = self.e.ledger.row_histories(plan.rows, self.today, observe=True)
-        self.spent_today = self.e.ledger.committed_on(self.today)
-        self._run_rows(plan.active_rows, histories)
+        due = self._decide([r for r in plan.active_rows if r.row_id not in held], histories)
+        self._buy_all(due)
         self._report_problems(plan)
         self.report.delivery = deliver_outbox(self.e.ledger, self.e.plan_source, self.e.notifier, self.e.broker.simulated)
         self.e.ledger.finish_run(run_id, self.report.summary())
         return self.report
 
-    def _run_rows(self, rows: list[PlanRow], histories: dict[str, RowHistory]) -> None:
-        for row in rows:
-            try:
-                self._run_row(row, histories[row.row_id])
-            except Exception as error:
-                # One row's surprise must not stop the others. Whatever this row had
-                # recorded stays in the ledger (a pending intent is reconciled next run).
-                logger.exception("row %s (%s) failed unexpectedly", row.row_number, row.symbol)
-                self._defer(row, None, f"unexpected error ({type(error).__name__}: {error}); an order "
-                            "already sent for it is reconciled with the broker at the next run")
+    def _guarded(self, row: PlanRow, day: date | None, step: Callable[[], None]) -> None:
+        try:
+            step()
+        except Exception as error:
+            # One row's surprise must not stop the others. Whatever this row had
+            # recorded stays in the ledger (a pending intent is reconciled next run).
+            logger.exception("row %s (%s) failed unexpectedly", row.row_number, row.symbol)
+            self._defer(row, day, f"unexpected error ({type(error).__name__}: {error}); an order "
+                        "already sent for it is reconciled with the broker at the next run")
 
     # -- plan and IDs ---------------------------------------------------------------------
 
@@ -201,50 +231,58 @@ class _Run:
     def _without_plan(self, error: PlanError) -> None:
         """The plan cannot be read: still record what the broker says of orders in doubt
         (nothing is submitted without knowing the row is still wanted), and say so."""
-        for execution in self.e.ledger.with_status(Outcome.PENDING):
-            self._drive(execution, allow_submit=None)
-        self.e.ledger.enqueue("notify", f"The plan could not be read, so nothing new was bought: {error}")
+        self.spent_today = self.e.ledger.committed_on(self.today, self.e.options.price_margin)
+        self._check_broker()
+        self._reconcile(None)
+        notices = Notices(self.e.ledger, scope=("plan", "doubt"))
+        notices.open("plan", f"The plan could not be read, so nothing new was bought: {error}")
+        self._notice_doubts(notices)
+        notices.settle()
         deliver_outbox(self.e.ledger, self.e.plan_source, self.e.notifier, self.e.broker.simulated)
 
-    def _report_problems(self, plan: ParsedPlan) -> None:
-        """Queue what a person must hear of besides outcomes: bad rows, and due executions
-        that could not even be attempted."""
-        for issue in plan.issues:
-            body = f"{'error' if issue.is_error else 'warning'} · {issue.message}"
-            if issue.row_id and issue.log != body:
-                self.e.ledger.enqueue("log", body, issue.row_id)
-        if plan.errors:
-            lines = "\n".join(f"- {i.message}" for i in plan.errors)
-            self.e.ledger.enqueue("notify", f"Plan errors ({self.e.plan_source.description}):\n{lines}")
-        if self.report.deferred:
-            lines = "\n".join(f"- row {d['row']} {d['symbol']}: {d['message']}" for d in self.report.deferred)
-            self.e.ledger.enqueue(
-                "notify",
-                f"Not attempted at {self.now.astimezone(NEW_YORK):%Y-%m-%d %H:%M} ET; a run later the same "
-                f"day tries again, after that day they are recorded as missed:\n{lines}",
-            )
-
-    # -- reconciliation -------------------------------------------------------------------
-
-    def _settle_pending(self, active: dict[str, PlanRow]) -> None:
-        for execution in self.e.ledger.with_status(Outcome.PENDING):
-            row = active.get(execution.row_id)
-            still_wanted = row is not None and row.symbol == execution.symbol
-            self.report.executions.append(self._drive(execution, allow_submit=still_wanted))
-
-    def _refresh_submitted(self) -> None:
-        for execution in self.e.ledger.with_status(Outcome.SUBMITTED):
-            try:
-                order = self.e.broker.find_order(execution.order_ref)
-            except Exception as error:  # the status stays 'submitted'; asked again next run
-                logger.warning("could not refresh order %s: %s", execution.order_ref, error)
+    def _reidentified(self, plan: ParsedPlan) -> set[str]:
+        """Rows that look like an old row under a new ID (a stale copy of the plan saved
+        without its IDs, a restored version): held back, with a row error, until the
+        person restores the ID or confirms the row is new."""
+        seen = self.e.ledger.first_seen()
+        in_plan = {r.row_id for r in plan.rows} | {i.row_id for i in plan.issues if i.row_id}
+        vanished = [
+            e for e in self.e.ledger.executions_on(self.today)
+            if e.row_id not in in_plan and e.status in (Outcome.FILLED, Outcome.SUBMITTED, Outcome.PENDING)
+        ]
+        if not vanished:
+            return set()
+        confirmed = self.e.ledger.confirmed_rows()
+        held = set()
+        for row in plan.active_rows:
+            new_today = seen.get(row.row_id, self.today) >= self.today
+            if not new_today or row.row_id in confirmed:
                 continue
-            if order is not None and _FROM_BROKER.get(order.status) not in (None, Outcome.SUBMITTED):
-                self.report.executions.append(self._from_broker(execution, order))
+            twin = next((e for e in vanished if e.symbol == row.symbol and e.amount_usd == row.amount), None)
+            if twin is None:
+                continue
+            held.add(row.row_id)
+            issue = RowIssue(
+                row.row_number,
+                f"Row {row.row_number}: {row.symbol} {format_money(row.amount)} has a new ID {row.row_id}, but "
+                f"the same was already ordered today for ID {twin.row_id}, which is no longer in the plan "
+                f"(a stale copy of the plan?). Nothing is bought for it: put {twin.row_id} back in its ID cell, "
+                f"or if it really is a new row, run `dca confirm-row {row.row_id}`",
+                True, row.row_id, row.symbol, row.log,
+            )
+            plan.issues.append(issue)
+            self.report.errors.append(issue)
+        return held
 
-    # -- one row --------------------------------------------------------------------------
+    # -- deciding what is due -------------------------------------------------------------
 
-    def _run_row(self, row: PlanRow, history: RowHistory) -> None:
+    def _decide(self, rows: list[PlanRow], histories: Mapping[str, RowHistory]) -> list[_Due]:
+        due: list[_Due] = []
+        for row in rows:
+            self._guarded(row, None, lambda row=row: self._decide_row(row, histories[row.row_id], due))
+        return due
+
+    def _decide_row(self, row: PlanRow, history: RowHistory, due: list[_Due]) -> None:
         decision = self.e.schedule.decide(row.frequency, self.now, history, self.e.options.max_lateness)
         for day in decision.missed:
             self._record(row, day, Outcome.MISSED, "not run: nothing was running at its scheduled time")
@@ -255,7 +293,7 @@ class _Run:
             self._record(row, decision.candidate, Outcome.MISSED,
                          f"too late to buy (more than {minutes} minutes after its time)")
             return
-        self._buy(row, decision.candidate)
+        due.append(_Due(row, decision.candidate))
 
     def _record(self, row: PlanRow, day: date, status: Outcome, message: str, **fields) -> Execution | None:
         carry = self.e.ledger.carry(row.row_id)
@@ -285,52 +323,97 @@ class _Run:
             **fields,
         )
 
-    def _buy(self, row: PlanRow, day: date) -> None:
+    # -- buying ---------------------------------------------------------------------------
+
+    def _check_broker(self) -> None:
+        try:
+            readiness = self.e.broker.readiness(self.at())
+        except Exception as error:
+            self.broker_down = f"broker unavailable ({error})"
+            return
+        if not readiness.ready:
+            self.broker_down = f"broker not ready: {readiness.message}"
+
+    def _buy_all(self, due: list[_Due]) -> None:
+        if not due:
+            return
+        quotes = self._quotes(due)
+        for item in due:
+            if quotes is None:
+                self._defer(item.row, item.day, f"{self.broker_down}; nothing ordered")
+                continue
+            self._guarded(item.row, item.day, lambda item=item: self._buy(item.row, item.day, quotes[item.row.symbol]))
+
+    def _quotes(self, due: list[_Due]) -> Mapping[str, Quote] | None:
+        """Prices for every due symbol in one batch; None (and the reason kept) if the
+        broker cannot give them."""
+        if self.broker_down is not None:
+            return None
+        symbols = list(dict.fromkeys(item.row.symbol for item in due))
+        try:
+            quotes = dict(self.e.broker.quotes(symbols, self.at()))
+        except BrokerUnavailable as error:
+            self.broker_down = f"broker unavailable ({error})"
+            return None
+        except Exception as error:
+            logger.exception("quotes failed")
+            self.broker_down = f"could not get prices ({type(error).__name__}: {error})"
+            return None
+        for symbol in symbols:
+            quotes.setdefault(symbol, Quote(symbol, None, problem="the broker gave no answer for it"))
+        return quotes
+
+    def _buy(self, row: PlanRow, day: date, quote: Quote) -> None:
         options = self.e.options
+        if quote.price is None or quote.price <= 0:
+            self._defer(row, day, f"no price for {row.symbol} ({quote.problem or 'none given'}); nothing ordered")
+            return
         carry_in = self.e.ledger.carry(row.row_id)
         budget = row.amount + carry_in
-        if budget > options.max_order_usd:
-            self._record(row, day, Outcome.SKIPPED, f"{format_money(budget)} is over the maximum per order "
-                         f"({format_money(options.max_order_usd)})")
-            return
-        if self.broker_down is not None:
-            self._defer(row, day, f"broker unavailable ({self.broker_down}); nothing ordered")
-            return
-        try:
-            price = self.e.broker.quote(row.symbol, self.now)
-        except BrokerUnavailable as error:
-            self.broker_down = error
-            self._defer(row, day, f"broker unavailable ({error}); nothing ordered")
-            return
-        except BrokerError as error:
-            self._record(row, day, Outcome.ERROR, f"no price for {row.symbol}: {error}")
-            return
-        sizing = size_order(row.amount, carry_in, price, self.e.broker.supports_fractional)
+        price = quote.price
+        sizing = size_order(row.amount, carry_in, price, quote.fractional)
         if sizing.quantity <= 0:
-            self._record(row, day, Outcome.SKIPPED, f"{format_money(budget)} does not buy one share at "
-                         f"{format_money(price)}; carried forward", price=price, carry_out=budget)
-            return
-        if self.spent_today + sizing.cost > options.max_daily_usd:
-            self._record(row, day, Outcome.SKIPPED, f"{format_money(sizing.cost)} would take today's total past "
-                         f"the maximum per day ({format_money(options.max_daily_usd)}; "
-                         f"{format_money(self.spent_today)} already)", price=price)
+            why = (f"{format_money(budget)} does not buy one share at {format_money(price)}" if budget > 0 else
+                   f"the overspend carried from earlier buys ({format_money(-carry_in)}) takes this amount")
+            self._record(row, day, Outcome.SKIPPED, f"{why}; carried forward", price=price,
+                         carry_out=budget, added=row.amount, price_source=str(quote.kind))
             return
         intent = self._new_execution(
             row, day, Outcome.PENDING, "", quantity=sizing.quantity, price=price, cost=sizing.cost,
-            cash_order=sizing.cash_amount is not None, carry_in=carry_in, carry_out=sizing.carry_out,
-            order_ref=client_order_id(row.row_id, day), attempt_day=self.today,
+            cash_order=sizing.cash_amount is not None, carry_in=carry_in, carry_out=budget - sizing.cost,
+            added=row.amount, order_ref=client_order_id(row.row_id, day), attempt_day=self.today,
+            price_source=str(quote.kind),
         )
+        refusal = self._guard(intent, already=self.spent_today)
+        if refusal:
+            self._record(row, day, Outcome.SKIPPED, refusal, price=price, price_source=str(quote.kind))
+            return
         self._place(intent)
+
+    def _guard(self, intent: Execution, already: Decimal) -> str | None:
+        """Why the guards refuse this order, or None. `already` is today's total without it."""
+        options = self.e.options
+        worst = reserved(intent, options.price_margin)
+        margin_note = "" if intent.cash_order else (
+            f" ({format_money(intent.cost)} plus {options.price_margin * 100:.4g}% for the price moving "
+            "before the fill)")
+        if worst > options.max_order_usd:
+            return (f"{format_money(worst)}{margin_note} is over the maximum per order "
+                    f"({format_money(options.max_order_usd)})")
+        if already + worst > options.max_daily_usd:
+            return (f"{format_money(worst)}{margin_note} would take today's total past the maximum per day "
+                    f"({format_money(options.max_daily_usd)}; {format_money(already)} already)")
+        return None
 
     def _place(self, intent: Execution) -> None:
         # The intent counts as the first attempt: once it is on disk the order may reach
         # the broker, so any later look at it must ask the broker first.
-        stored = self.e.ledger.insert(intent.evolve(attempts=1), durable=True)
+        stored = self.e.ledger.insert(intent.evolve(attempts=1, last_attempt_at=self.at()), durable=True)
         if stored is None:
             return  # recorded by someone else meanwhile: theirs is the one
-        self.spent_today += intent.cost
+        self._account(None, stored)
         self.e._checkpoint("intent_recorded", stored)
-        self.report.executions.append(self._drive(stored, allow_submit=True, fresh=True))
+        self.report.executions.append(self._submit(stored))
 
     def _defer(self, row: PlanRow, day: date | None, reason: str) -> None:
         """Due but not attempted, and nothing recorded: the next run decides afresh."""
@@ -338,95 +421,239 @@ class _Run:
             "row_id": row.row_id,
             "row": row.row_number,
             "symbol": row.symbol,
+            "frequency": str(row.frequency),
             "scheduled_at": None if day is None else scheduled_at(day, self.e.schedule.run_time).isoformat(),
-            "message": f"{reason}; retried at the next run",
+            "message": f"{reason}; tried again at the next run",
         })
 
-    # -- talking to the broker ------------------------------------------------------------
+    # -- talking to the broker: submit, look up, decide -----------------------------------
 
-    def _drive(self, execution: Execution, allow_submit: bool | None, fresh: bool = False) -> Execution:
-        """Bring an intent to a final outcome, or leave it pending with the reason.
+    def _submit(self, execution: Execution) -> Execution:
+        """Send one attempt of an intent whose attempt is already on disk."""
+        try:
+            order = self.e.broker.submit(_request(execution), self.at())
+        except OrderRejected as error:
+            return self._final(execution, Outcome.FAILED, str(error))
+        except DuplicateOrderRef as error:
+            # The broker HAS an order under this id: never a failure, always a lookup.
+            return self._settle_doubt(execution, f"the broker already holds order {execution.order_ref} ({error})")
+        except BrokerUnavailable as error:
+            # Provably not received: this attempt does not count against the limit.
+            self.broker_down = f"broker unavailable ({error})"
+            return self._pending(execution.evolve(attempts=execution.attempts - 1),
+                                 f"{self.broker_down}; retried at the next run")
+        except Exception as error:
+            logger.warning("order %s in doubt: %s", execution.order_ref, error)
+            return self._settle_doubt(execution, f"{type(error).__name__}: {error}")
+        self.e._checkpoint("broker_returned", execution)
+        return self._from_broker(execution, order)
 
-        A submission is only ever made when the broker has provably not got the order
-        (a `fresh` intent just recorded, or the broker says it has no such client order
-        id), on the same New York day as the intent, at most `max_submit_attempts` times.
-        `allow_submit` None means the plan is unknown: reconcile only, decide nothing."""
-        broker, ledger, ref = self.e.broker, self.e.ledger, execution.order_ref
-        while True:
-            if not fresh:
-                if execution.attempts > 0:
-                    try:
-                        found = broker.find_order(ref)
-                    except Exception as error:
-                        if execution.attempt_day < self.today:
-                            return self._final(execution, Outcome.ERROR, "could not confirm with the broker whether "
-                                               f"order {ref} was placed ({error}); check the broker's orders")
-                        return self._pending(execution, f"in doubt: could not ask the broker about {ref} ({error}); "
-                                             "checked again at the next run")
-                    if found is not None:
-                        return self._from_broker(execution, found)
-                if execution.attempt_day < self.today:
-                    return self._final(execution, Outcome.MISSED, "the order never reached the broker on "
-                                       f"{execution.attempt_day}; it is not placed on a later day")
-                if allow_submit is None:
-                    return self._pending(execution, "the plan could not be read; decided at the next run")
-                if not allow_submit:
-                    return self._final(execution, Outcome.MISSED, "the row is no longer Active in the plan; "
-                                       "the unsent order was dropped")
-                if execution.attempts >= self.e.options.max_submit_attempts:
-                    return self._final(execution, Outcome.ERROR, "the broker did not take the order after "
-                                       f"{execution.attempts} attempts ({execution.message})")
-                if self.broker_down is not None:
-                    return self._pending(execution, f"broker unavailable ({self.broker_down}); retried later today")
-                execution = ledger.update(execution.evolve(attempts=execution.attempts + 1), durable=True)
-                self.e._checkpoint("attempt_recorded", execution)
-            fresh = False
-            try:
-                order = broker.submit(_request(execution), self.now)
-            except OrderRejected as error:
-                return self._final(execution, Outcome.FAILED, str(error))
-            except BrokerUnavailable as error:
-                # Provably not received: this attempt does not count against the limit.
-                self.broker_down = error
-                return self._pending(execution.evolve(attempts=execution.attempts - 1),
-                                     f"broker unavailable ({error}); retried later today")
-            except Exception as error:  # in doubt: the loop asks the broker before anything else
-                logger.warning("order %s in doubt: %s", ref, error)
-                execution = self._pending(execution, f"in doubt after submitting: {error}")
-                continue
-            self.e._checkpoint("broker_returned", execution)
-            return self._from_broker(execution, order)
+    def _settle_doubt(self, execution: Execution, reason: str) -> Execution:
+        """After a doubtful submit: wait, look the order up, and resend only if the broker
+        says it provably does not have it. If it cannot tell, the order stays in doubt."""
+        execution = self._pending(execution, f"in doubt after submitting: {reason}")
+        lookup = OrderLookup(Found.UNKNOWN, reason="not asked yet")
+        for wait in self.e.options.doubt_backoff:
+            self.e.clock.sleep(self.e.broker.settle_seconds + wait)
+            lookup = self._lookup([execution]).get(execution.order_ref, lookup)
+            if lookup.found is not Found.UNKNOWN:
+                break
+        if lookup.found is Found.FOUND:
+            return self._from_broker(execution, lookup.order)
+        if lookup.found is Found.ABSENT:
+            return self._resend(execution)
+        return self._pending(execution, f"in doubt: {reason}; the broker cannot tell yet whether it has the "
+                             f"order ({lookup.reason}); checked again at the next run, never resent before")
+
+    def _lookup(self, executions: list[Execution]) -> Mapping[str, OrderLookup]:
+        queries = [LookupQuery(e.order_ref, e.last_attempt_at or e.scheduled_at) for e in executions]
+        if not queries:
+            return {}
+        try:
+            return self.e.broker.find_orders(queries, self.at())
+        except Exception as error:
+            logger.warning("could not look up %d order(s): %s", len(queries), error)
+            reason = f"could not ask the broker ({error})"
+            return {q.order_ref: OrderLookup(Found.UNKNOWN, reason=reason) for q in queries}
+
+    def _resend(self, execution: Execution) -> Execution:
+        if execution.attempt_day != self.today:
+            return self._final(execution, Outcome.MISSED, "the order never reached the broker on "
+                               f"{execution.attempt_day}; it is not placed on a later day")
+        if execution.attempts >= self.e.options.max_submit_attempts:
+            return self._final(execution, Outcome.ERROR, "the broker did not take the order after "
+                               f"{execution.attempts} attempts ({execution.message})")
+        if self.broker_down is not None:
+            return self._pending(execution, f"{self.broker_down}; retried at the next run")
+        execution = self.e.ledger.update(
+            execution.evolve(attempts=execution.attempts + 1, last_attempt_at=self.at()), durable=True)
+        self.e._checkpoint("attempt_recorded", execution)
+        return self._submit(execution)
+
+    # -- reconciliation at the start of a run ---------------------------------------------
+
+    def _reconcile(self, rows: Mapping[str, PlanRow] | None) -> None:
+        """Ask the broker, in one batch, about every order in doubt or still working, and
+        settle what it answers. `rows` None: the plan is unknown, so nothing is resent."""
+        pending = self.e.ledger.with_status(Outcome.PENDING)
+        working = self.e.ledger.with_status(Outcome.SUBMITTED)
+        asked = [e for e in pending if e.attempts > 0] + working
+        if self.broker_down is not None:
+            lookups = {e.order_ref: OrderLookup(Found.UNKNOWN, reason=self.broker_down) for e in asked}
+        else:
+            lookups = self._lookup(asked)
+        for execution in pending:
+            lookup = lookups.get(execution.order_ref) if execution.attempts > 0 else OrderLookup(Found.ABSENT)
+            self.report.executions.append(self._settle_pending(execution, lookup, rows))
+        for execution in working:
+            lookup = lookups.get(execution.order_ref)
+            if lookup is not None and lookup.found is Found.FOUND:
+                if not _news(execution, lookup.order):
+                    continue  # still working as before: nothing to record or to say
+                self.report.executions.append(self._from_broker(execution, lookup.order))
+            elif lookup is not None and lookup.found is Found.ABSENT and execution.attempt_day < self.today:
+                # Accepted, then gone from a list that covers its day: a DAY order expired.
+                self.report.executions.append(self._final(
+                    execution, Outcome.FAILED, "the broker no longer lists the order and reports no fill for "
+                    "it; a DAY order that did not fill expires at the close"))
+
+    def _settle_pending(self, execution: Execution, lookup: OrderLookup | None,
+                        rows: Mapping[str, PlanRow] | None) -> Execution:
+        lookup = lookup or OrderLookup(Found.UNKNOWN, reason="the broker gave no answer for it")
+        if lookup.found is Found.FOUND:
+            return self._from_broker(execution, lookup.order)
+        if lookup.found is Found.UNKNOWN:
+            return self._pending(execution, f"in doubt: the broker cannot tell whether it has order "
+                                 f"{execution.order_ref} ({lookup.reason}); checked again at the next run")
+        # Provably not at the broker (or never sent at all).
+        if execution.attempt_day < self.today:
+            return self._final(execution, Outcome.MISSED, "the order never reached the broker on "
+                               f"{execution.attempt_day}; it is not placed on a later day")
+        if rows is None:
+            return self._pending(execution, "the plan could not be read; decided at the next run")
+        changed = _row_change(execution, rows.get(execution.row_id))
+        if changed:
+            return self._final(execution, Outcome.SKIPPED, f"{changed}; nothing was ordered")
+        refusal = self._guard(execution, already=self.spent_today - reserved(execution, self.e.options.price_margin))
+        if refusal:
+            return self._final(execution, Outcome.SKIPPED, f"{refusal} (checked again before sending); nothing "
+                               "was ordered")
+        if execution.attempts == 0:  # recorded but never sent: this is its first attempt
+            execution = self.e.ledger.update(execution.evolve(attempts=1, last_attempt_at=self.at()), durable=True)
+            self.e._checkpoint("attempt_recorded", execution)
+            return self._submit(execution)
+        return self._resend(execution)
+
+    # -- recording what the broker said ---------------------------------------------------
 
     def _from_broker(self, execution: Execution, order: BrokerOrder) -> Execution:
-        status = _FROM_BROKER.get(order.status)
-        if status is None:
-            return self._final(execution, Outcome.ERROR, f"the broker reports order {order.order_ref} as "
-                               f"'{order.status}', which is not understood; check it at the broker")
-        changes: dict = {"broker_order_id": order.broker_order_id}
-        if status in (Outcome.FILLED, Outcome.SUBMITTED):
-            changes["quantity"] = order.quantity
-            if order.avg_price is not None:
-                changes["price"] = order.avg_price
-                if not execution.cash_order:
-                    cost = (order.quantity * order.avg_price).quantize(CENT)
-                    changes["cost"] = cost
-                    changes["carry_out"] = max(execution.amount_usd + execution.carry_in - cost, ZERO)
-        message = order.message if status is Outcome.FAILED else ""
-        return self._final(execution.evolve(**changes), status, message)
+        changes: dict = {"broker_order_id": order.broker_order_id, "broker_status": order.broker_status or None,
+                         "commission": order.commission}
+        budget = execution.amount_usd + execution.carry_in
+        if order.state in (OrderState.WORKING, OrderState.PARTIAL):
+            note = "" if order.state is OrderState.WORKING else (
+                f"partly filled so far: {format_quantity(order.filled_quantity)} of {format_quantity(order.quantity)}")
+            working = execution.evolve(**changes, filled_quantity=order.filled_quantity)
+            return self._final(working, Outcome.SUBMITTED, note)
+        if order.state is OrderState.REJECTED or order.filled_quantity <= 0:
+            message = order.message or f"the broker reports the order as {order.broker_status or order.state}"
+            return self._final(execution.evolve(**changes), Outcome.FAILED, message)
+        cost = order.fill_cost
+        notes = []
+        if order.filled_quantity < order.quantity and order.state is OrderState.CANCELLED:
+            notes.append(f"partly filled: {format_quantity(order.filled_quantity)} of "
+                         f"{format_quantity(order.quantity)}; the rest was cancelled ({order.message or 'by the broker'})")
+        if cost > budget:
+            notes.append(f"overspent {format_money(cost - budget)}: the fill cost more than the quote; "
+                         "taken from the next buy")
+        if cost > self.e.options.max_order_usd:
+            notes.append(f"above the maximum per order ({format_money(self.e.options.max_order_usd)})")
+        filled = execution.evolve(**changes, quantity=order.filled_quantity, filled_quantity=order.filled_quantity,
+                                  price=order.avg_price, cost=cost, carry_out=budget - cost)
+        return self._final(filled, Outcome.FILLED, " · ".join(notes))
 
     def _final(self, execution: Execution, status: Outcome, message: str) -> Execution:
         changes: dict = {"status": status, "message": message}
         if status not in (Outcome.FILLED, Outcome.SUBMITTED):
             changes["carry_out"] = execution.carry_in  # nothing bought: the carry stays
-            if execution.status is Outcome.PENDING and execution.attempt_day == self.today and execution.cost:
-                self.spent_today -= execution.cost
+            changes["added"] = ZERO
         final = execution.evolve(**changes)
         stored = self.e.ledger.update(final, log_line(final, self.now))
+        self._account(execution, stored)
         self.e._checkpoint("outcome_recorded", stored)
         return stored
 
     def _pending(self, execution: Execution, message: str) -> Execution:
         return self.e.ledger.update(execution.evolve(status=Outcome.PENDING, message=message))
+
+    def _account(self, before: Execution | None, after: Execution) -> None:
+        """Keep today's total (the daily guard's base) in step with the ledger."""
+        if after.attempt_day != self.today:
+            return
+        margin = self.e.options.price_margin
+        self.spent_today += reserved(after, margin) - (ZERO if before is None else reserved(before, margin))
+
+    # -- what a person must hear of -------------------------------------------------------
+
+    def _report_problems(self, plan: ParsedPlan) -> None:
+        """Bad rows go to their Log cell; every distinct problem is notified when it first
+        appears, when it changes and when it is resolved, not on every run."""
+        for issue in plan.issues:
+            body = f"{'error' if issue.is_error else 'warning'} · {issue.message}"
+            if issue.row_id and issue.log != body:
+                self.e.ledger.enqueue("log", body, issue.row_id)
+        notices = Notices(self.e.ledger)
+        for issue in plan.errors:
+            notices.open(f"row:{issue.row_id or issue.row_number}", f"Plan error ({self.e.plan_source.description}): "
+                         f"{issue.message}")
+        for d in self.report.deferred:
+            day = (d["scheduled_at"] or self.today.isoformat())[:10]
+            notices.open(f"deferred:{d['row_id']}:{day}",
+                         f"Not attempted: row {d['row']} {d['symbol']} ({d['frequency']}, due {day}): {d['message']}. "
+                         + _deferral_consequence(d["frequency"]))
+        self._notice_doubts(notices)
+        notices.settle()
+
+    def _notice_doubts(self, notices: Notices) -> None:
+        for e in self.e.ledger.with_status(Outcome.PENDING):
+            # Stable text: the reason may change from run to run, the problem does not.
+            notices.open(f"doubt:{e.order_ref}",
+                         f"Order in doubt: {e.symbol} {format_money(e.amount_usd)} for {e.scheduled_date} "
+                         f"(reference {e.order_ref}): the broker has not yet confirmed whether it holds it. "
+                         "Check the broker's orders for that reference; it is asked again at every run and "
+                         "never sent again unless the broker shows it does not have it.")
+
+
+def _news(execution: Execution, order: BrokerOrder) -> bool:
+    """Whether the broker's report of a working order says anything new."""
+    return (order.state.is_final or order.filled_quantity != (execution.filled_quantity or ZERO)
+            or order.broker_status != (execution.broker_status or ""))
+
+
+def _deferral_consequence(frequency: str) -> str:
+    if frequency == "Daily":
+        return ("A later run today still buys it; once the next trading day's execution is due, this one is "
+                "recorded as missed.")
+    return (f"A {frequency} row stays due until its next scheduled date, so a later run buys it "
+            "(marked late) even on another day.")
+
+
+def _row_change(execution: Execution, row: PlanRow | None) -> str | None:
+    """Why a pending intent no longer matches its row, or None."""
+    if row is None:
+        return "the row was removed from the plan (or has an error) before the order was sent"
+    if not row.active:
+        return "the row was made Inactive before the order was sent"
+    changes = []
+    if row.symbol != execution.symbol:
+        changes.append(f"{execution.symbol} → {row.symbol}")
+    if row.amount != execution.amount_usd:
+        changes.append(f"{format_money(execution.amount_usd)} → {format_money(row.amount)}")
+    if str(row.frequency) != execution.frequency:
+        changes.append(f"{execution.frequency} → {row.frequency}")
+    if changes:
+        return "the row changed before the order was sent: " + ", ".join(changes)
+    return None
 
 
 def _request(execution: Execution) -> OrderRequest:
@@ -450,10 +677,12 @@ class _DryRun(_Run):
         self.report.errors, self.report.warnings = plan.errors, plan.warnings
         for pending in self.e.ledger.with_status(Outcome.PENDING):
             self.report.executions.append(pending.evolve(message="in doubt: would be reconciled with the broker first"))
-        rows = [r if r.row_id else _with_id(r) for r in plan.active_rows]
+        self.spent_today = self.e.ledger.committed_on(self.today, self.e.options.price_margin)
+        self._check_broker()
+        held = self._reidentified(plan)
+        rows = [r if r.row_id else _with_id(r) for r in plan.active_rows if r.row_id not in held]
         histories = self.e.ledger.row_histories(rows, self.today, observe=False)
-        self.spent_today = self.e.ledger.committed_on(self.today)
-        self._run_rows(rows, histories)
+        self._buy_all(self._decide(rows, histories))
         return self.report
 
     def _store(self, execution: Execution) -> Execution:
@@ -461,9 +690,10 @@ class _DryRun(_Run):
         return execution
 
     def _place(self, intent: Execution) -> None:
-        self.spent_today += intent.cost
+        self._account(None, intent)
         self.report.executions.append(intent.evolve(status=Outcome.PLANNED, message="dry run: not ordered"))
 
 
 def _with_id(row: PlanRow) -> PlanRow:
-    return replace(row, row_id=f"new-row-{row.row_number}")
+    return replace(row, row_id=f"new-row-{row.row_id or row.row_number}")
+

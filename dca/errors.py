@@ -6,6 +6,7 @@
     └── BrokerError          the broker said or did something unexpected
         ├── BrokerUnavailable  the request provably did not reach the broker
         ├── OrderRejected      the broker received the order and said no
+        ├── DuplicateOrderRef  the client order id is already registered: it HAS the order
         └── OrderInDoubt       the broker may or may not have the order
 """
 
@@ -32,6 +33,11 @@ class BrokerUnavailable(BrokerError):
 
 class OrderRejected(BrokerError):
     """The broker received the order and refused it."""
+
+
+class DuplicateOrderRef(BrokerError):
+    """The broker refused a submission because it already holds an order under this
+    client order id. Not a failure: the order exists, so it must be looked up."""
 
 
 class OrderInDoubt(BrokerError):

@@ -9,8 +9,9 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import sqlite3
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -19,8 +20,9 @@ from typing import Iterable, Iterator
 from filelock import FileLock, Timeout
 
 from dca.domain import Outcome, PlanRow
+from dca.execution import Execution, reserved
 from dca.errors import DcaError
-from dca.schedule_rules import NEW_YORK, RowHistory
+from dca.schedule_rules import RowHistory
 from dca.sqlite_conn import ThreadConnections
 
 logger = logging.getLogger(__name__)
@@ -49,6 +51,12 @@ CREATE TABLE IF NOT EXISTS executions (
     attempts INTEGER NOT NULL DEFAULT 0,
     attempt_day TEXT,
     simulated INTEGER NOT NULL DEFAULT 0,
+    added TEXT NOT NULL DEFAULT '0',
+    filled_quantity TEXT,
+    commission TEXT,
+    broker_status TEXT,
+    price_source TEXT,
+    last_attempt_at TEXT,
     recorded_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
     UNIQUE (row_id, scheduled_date)
@@ -71,6 +79,15 @@ CREATE TABLE IF NOT EXISTS outbox (
     delivered_at TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (kind, delivered_at);
+CREATE TABLE IF NOT EXISTS notices (
+    key TEXT PRIMARY KEY,
+    body TEXT NOT NULL,
+    opened_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS confirmed_rows (
+    row_id TEXT PRIMARY KEY,
+    confirmed_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY,
     started_at TEXT NOT NULL,
@@ -81,7 +98,22 @@ CREATE TABLE IF NOT EXISTS runs (
 """
 
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+# Columns added since schema 1, and how an old row gets them: `added` is what the
+# execution put into the row's budget (its amount when bought, working or carried).
+_MIGRATIONS_2 = [
+    "ALTER TABLE executions ADD COLUMN added TEXT NOT NULL DEFAULT '0'",
+    "ALTER TABLE executions ADD COLUMN filled_quantity TEXT",
+    "ALTER TABLE executions ADD COLUMN commission TEXT",
+    "ALTER TABLE executions ADD COLUMN broker_status TEXT",
+    "ALTER TABLE executions ADD COLUMN price_source TEXT",
+    "ALTER TABLE executions ADD COLUMN last_attempt_at TEXT",
+    "UPDATE executions SET added = CASE"
+    " WHEN status IN ('filled','submitted','pending') THEN amount_usd"
+    " WHEN status = 'skipped' AND CAST(carry_out AS REAL) > CAST(carry_in AS REAL) THEN amount_usd"
+    " ELSE '0' END",
+]
 
 
 class LedgerError(DcaError):
@@ -100,66 +132,11 @@ def _utcnow() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-@dataclass(frozen=True)
-class Execution:
-    row_id: str
-    scheduled_date: date
-    scheduled_at: datetime
-    symbol: str
-    frequency: str
-    amount_usd: Decimal
-    status: Outcome
-    row_number: int | None = None
-    late: bool = False
-    quantity: Decimal | None = None
-    price: Decimal | None = None
-    cost: Decimal | None = None
-    cash_order: bool = False
-    carry_in: Decimal = Decimal("0")
-    carry_out: Decimal = Decimal("0")
-    order_ref: str | None = None
-    broker_order_id: str | None = None
-    message: str = ""
-    attempts: int = 0
-    attempt_day: date | None = None
-    simulated: bool = False
-    id: int | None = None
-    recorded_at: str | None = None
-    updated_at: str | None = None
-
-    def evolve(self, **changes) -> "Execution":
-        return replace(self, **changes)
-
-    def as_dict(self) -> dict:
-        def s(v):
-            return None if v is None else str(v)
-
-        return {
-            "row_id": self.row_id,
-            "row": self.row_number,
-            "symbol": self.symbol,
-            "frequency": self.frequency,
-            "scheduled_at": self.scheduled_at.isoformat(),
-            "status": str(self.status),
-            "late": self.late,
-            "quantity": s(self.quantity),
-            "price": s(self.price),
-            "amount_usd": s(self.amount_usd),
-            "cost": s(self.cost),
-            "carry": s(self.carry_out),
-            "order_ref": self.order_ref,
-            "broker_order_id": self.broker_order_id,
-            "message": self.message,
-            "simulated": self.simulated,
-            "recorded_at": self.recorded_at,
-            "updated_at": self.updated_at,
-        }
-
-
 _COLUMNS = (
     "row_id scheduled_date scheduled_at row_number symbol frequency amount_usd status late "
     "quantity price cost cash_order carry_in carry_out order_ref broker_order_id message "
-    "attempts attempt_day simulated"
+    "attempts attempt_day simulated added filled_quantity commission broker_status price_source "
+    "last_attempt_at"
 ).split()
 
 
@@ -173,6 +150,8 @@ def _to_row(e: Execution) -> tuple:
         s(e.price), s(e.cost), int(e.cash_order), str(e.carry_in), str(e.carry_out),
         e.order_ref, e.broker_order_id, e.message, e.attempts,
         None if e.attempt_day is None else e.attempt_day.isoformat(), int(e.simulated),
+        str(e.added), s(e.filled_quantity), s(e.commission), e.broker_status, e.price_source,
+        None if e.last_attempt_at is None else e.last_attempt_at.isoformat(),
     )
 
 
@@ -188,6 +167,9 @@ def _from_row(r: sqlite3.Row) -> Execution:
         attempts=r["attempts"],
         attempt_day=None if r["attempt_day"] is None else date.fromisoformat(r["attempt_day"]),
         simulated=bool(r["simulated"]), recorded_at=r["recorded_at"], updated_at=r["updated_at"],
+        added=Decimal(r["added"]), filled_quantity=_dec(r["filled_quantity"]), commission=_dec(r["commission"]),
+        broker_status=r["broker_status"], price_source=r["price_source"],
+        last_attempt_at=None if r["last_attempt_at"] is None else datetime.fromisoformat(r["last_attempt_at"]),
     )
 
 
@@ -208,7 +190,8 @@ class Ledger:
     _connections: ThreadConnections = field(init=False, repr=False)
 
     def __post_init__(self):
-        self.path = Path(self.path)
+        # Resolved, so one ledger reached through a symlink or `..` has one lock, not two.
+        self.path = Path(os.path.realpath(self.path))
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._connections = ThreadConnections(self.path)
         try:
@@ -219,6 +202,11 @@ class Ledger:
                         f"ledger {self.path} was written by a newer version of dca (schema {version}, "
                         f"this one knows {SCHEMA_VERSION}); upgrade dca rather than risk misreading it"
                     )
+                columns = {r[1] for r in db.execute("PRAGMA table_info(executions)")}
+                if columns and "added" not in columns:
+                    with self._write() as migrating:
+                        for statement in _MIGRATIONS_2:
+                            migrating.execute(statement)
                 db.executescript(SCHEMA)
                 db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except sqlite3.DatabaseError as e:
@@ -333,8 +321,11 @@ class Ledger:
                     (*_to_row(execution), now, now),
                 )
                 self._enqueue_outcome(db, execution, outcome_line)
-        except sqlite3.IntegrityError:
-            return None
+        except sqlite3.IntegrityError as e:
+            if "executions.row_id, executions.scheduled_date" in str(e):
+                return None
+            # Anything else (a NOT NULL, a CHECK) is a bug, never "someone else recorded it".
+            raise LedgerError(f"could not record {execution.symbol} {execution.scheduled_date} ({e})") from e
         return execution.evolve(id=cursor.lastrowid, recorded_at=now, updated_at=now)
 
     def update(self, execution: Execution, outcome_line: str | None = None, durable: bool = False) -> Execution:
@@ -380,22 +371,62 @@ class Ledger:
         return [_from_row(r) for r in rows]
 
     def carry(self, row_id: str) -> Decimal:
-        """The cash a whole-share row has left over, from its latest execution."""
-        with self._connect() as db:
-            r = db.execute(
-                "SELECT carry_out FROM executions WHERE row_id=? ORDER BY scheduled_date DESC, id DESC LIMIT 1",
-                (row_id,),
-            ).fetchone()
-        return Decimal("0") if r is None else Decimal(r["carry_out"])
-
-    def committed_on(self, day: date) -> Decimal:
-        """Money ordered (or about to be) on a New York trading day: the daily guard's base."""
+        """The row's unspent budget: everything its executions added, less what they spent
+        (actual costs once filled). Negative after an overspend."""
         with self._connect() as db:
             rows = db.execute(
-                "SELECT cost FROM executions WHERE attempt_day=? AND status IN ('pending','submitted','filled')",
+                "SELECT status, added, cost FROM executions WHERE row_id=?", (row_id,)
+            ).fetchall()
+        total = Decimal("0")
+        for r in rows:
+            total += Decimal(r["added"])
+            if r["status"] in ("filled", "submitted", "pending") and r["cost"] is not None:
+                total -= Decimal(r["cost"])
+        return total
+
+    def committed_on(self, day: date, margin: Decimal = Decimal("0")) -> Decimal:
+        """Money ordered (or about to be) on a New York trading day: the daily guard's base.
+        Actual costs where the broker has filled, else the estimate plus `margin`."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT * FROM executions WHERE attempt_day=? AND status IN ('pending','submitted','filled')",
                 (day.isoformat(),),
             ).fetchall()
-        return sum((Decimal(r["cost"]) for r in rows if r["cost"] is not None), Decimal("0"))
+        return sum((reserved(_from_row(r), margin) for r in rows), Decimal("0"))
+
+    def executions_on(self, day: date) -> list[Execution]:
+        with self._connect() as db:
+            rows = db.execute("SELECT * FROM executions WHERE scheduled_date=? ORDER BY id", (day.isoformat(),))
+            return [_from_row(r) for r in rows.fetchall()]
+
+    def first_seen(self) -> dict[str, date]:
+        with self._connect() as db:
+            return {r["row_id"]: date.fromisoformat(r["first_seen"])
+                    for r in db.execute("SELECT row_id, first_seen FROM plan_rows")}
+
+    # -- rows a person confirmed, and open notices ---------------------------------------
+
+    def confirm_row(self, row_id: str) -> None:
+        with self._write() as db:
+            db.execute("INSERT OR REPLACE INTO confirmed_rows VALUES (?,?)", (row_id, _utcnow()))
+
+    def confirmed_rows(self) -> set[str]:
+        with self._connect() as db:
+            return {r["row_id"] for r in db.execute("SELECT row_id FROM confirmed_rows")}
+
+    def open_notices(self) -> dict[str, str]:
+        with self._connect() as db:
+            return {r["key"]: r["body"] for r in db.execute("SELECT key, body FROM notices")}
+
+    def settle_notices(self, opened: dict[str, str], closed: Iterable[str], messages: Iterable[str]) -> None:
+        """Store the problems now open (new or changed) and drop the resolved ones, queueing
+        their messages in the same transaction, so each is said once."""
+        now = _utcnow()
+        with self._write() as db:
+            db.executemany("INSERT OR REPLACE INTO notices VALUES (?,?,?)", [(k, v, now) for k, v in opened.items()])
+            db.executemany("DELETE FROM notices WHERE key=?", [(k,) for k in closed])
+            db.executemany("INSERT INTO outbox(kind,row_id,body,created_at) VALUES ('notify',NULL,?,?)",
+                           [(m, now) for m in messages])
 
     # -- outbox ---------------------------------------------------------------------------
 
@@ -453,6 +484,3 @@ class Ledger:
             "summary": json.loads(r["summary"]) if r["summary"] else None,
         }
 
-
-def today_in_new_york(now: datetime) -> date:
-    return now.astimezone(NEW_YORK).date()

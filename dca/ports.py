@@ -1,11 +1,19 @@
-"""The small interfaces the engine depends on. Adapters implement them at the edge."""
+"""The small interfaces the engine depends on. Adapters implement them at the edge.
+
+The Broker port is shaped by what a real broker can say, not by what the simulated one
+happens to know: an order lookup can come back *unknown* (the broker's list lags, or does
+not reach back that far), a submission can be refused because the client order id is
+already registered (which means the broker *has* the order), orders work for a while
+before they fill (or fill in part), and a price has a kind and an age.
+"""
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Mapping, Protocol
+from typing import Mapping, Protocol, Sequence
 
 from dca.domain import ParsedPlan
 
@@ -32,6 +40,16 @@ class PlanSource(Protocol):
         ...
 
 
+class Clock(Protocol):
+    """Elapsed time and waiting, for the back-off between a doubtful submit and the
+    lookup that settles it. The run's own moment (`now`) is passed in separately, so
+    time travel and waiting never mix; tests give a clock whose sleep advances at once."""
+
+    def monotonic(self) -> float: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+
 @dataclass(frozen=True)
 class OrderRequest:
     order_ref: str  # the client order id: one per (row, scheduled date)
@@ -40,51 +58,135 @@ class OrderRequest:
     cash_amount: Decimal | None = None  # when set, buy this many dollars instead
 
 
+class OrderState(enum.StrEnum):
+    """Where an order stands at the broker, in the engine's terms."""
+
+    WORKING = "working"  # accepted, nothing filled yet (pending, pre-submitted, submitted)
+    PARTIAL = "partial"  # still working, part of it filled
+    FILLED = "filled"  # final: all of it filled
+    CANCELLED = "cancelled"  # final: cancelled or expired, possibly after a partial fill
+    REJECTED = "rejected"  # final: refused, nothing filled
+
+    @property
+    def is_final(self) -> bool:
+        return self in (OrderState.FILLED, OrderState.CANCELLED, OrderState.REJECTED)
+
+
 @dataclass(frozen=True)
 class BrokerOrder:
     """An order as the broker reports it."""
 
     order_ref: str
     symbol: str
-    quantity: Decimal
-    status: str  # filled | submitted | rejected | cancelled
+    quantity: Decimal  # ordered (for a cash order: the broker's estimate)
+    state: OrderState
+    filled_quantity: Decimal = Decimal("0")
+    avg_price: Decimal | None = None  # of what has filled
+    commission: Decimal | None = None
+    cash_amount: Decimal | None = None
     broker_order_id: str | None = None
-    avg_price: Decimal | None = None
+    broker_status: str = ""  # the broker's own word for it, e.g. PreSubmitted
     placed_at: datetime | None = None
     message: str = ""
 
+    @property
+    def fill_cost(self) -> Decimal:
+        """What the filled part cost, to the cent (commission not included)."""
+        if not self.filled_quantity or self.avg_price is None:
+            return Decimal("0.00")
+        return (self.filled_quantity * self.avg_price).quantize(Decimal("0.01"))
+
     def as_dict(self) -> dict:
+        def s(v):
+            return None if v is None else str(v)
+
         return {
             "order_ref": self.order_ref,
             "broker_order_id": self.broker_order_id,
             "symbol": self.symbol,
             "quantity": str(self.quantity),
-            "status": self.status,
-            "avg_price": None if self.avg_price is None else str(self.avg_price),
+            "cash_amount": s(self.cash_amount),
+            "state": str(self.state),
+            "broker_status": self.broker_status,
+            "filled_quantity": str(self.filled_quantity),
+            "avg_price": s(self.avg_price),
+            "commission": s(self.commission),
             "placed_at": None if self.placed_at is None else self.placed_at.isoformat(),
             "message": self.message,
         }
 
 
+class Found(enum.StrEnum):
+    FOUND = "found"
+    ABSENT = "absent"  # provably: the broker's list covers the attempt's time and has settled
+    UNKNOWN = "unknown"  # the broker cannot tell yet (lag, warm-up, out of its window, down)
+
+
+@dataclass(frozen=True)
+class OrderLookup:
+    found: Found
+    order: BrokerOrder | None = None
+    reason: str = ""  # why it is unknown, for the record and the person
+
+
+@dataclass(frozen=True)
+class LookupQuery:
+    order_ref: str
+    last_attempt_at: datetime  # when the latest attempt that may have reached the broker began
+
+
+class PriceKind(enum.StrEnum):
+    LAST = "last"  # a trade today, real time
+    PREVIOUS_CLOSE = "previous close"  # before the open: normal at 09:00 New York
+    DELAYED = "delayed"  # a delayed feed (paper accounts often have only this)
+
+
+@dataclass(frozen=True)
+class Quote:
+    symbol: str
+    price: Decimal | None  # None: no usable price; `problem` says why
+    kind: PriceKind = PriceKind.LAST
+    as_of: datetime | None = None
+    fractional: bool = False  # the broker takes cash-amount (fractional) orders for it
+    problem: str = ""
+
+
+@dataclass(frozen=True)
+class Readiness:
+    ready: bool
+    message: str = ""  # when not ready: what is wrong and what the person should do
+
+
 class Broker(Protocol):
     name: str
     simulated: bool
-    supports_fractional: bool
+    # Seconds after a submit before the broker's order list can be trusted to show it;
+    # the engine waits at least this long before a lookup that could justify a resend.
+    settle_seconds: float
 
-    def quote(self, symbol: str, now: datetime) -> Decimal:
-        """A current price; raises BrokerError (e.g. unknown symbol)."""
+    def readiness(self, at: datetime) -> Readiness:
+        """Logged in and the account usable? Asked once per run before anything is sent."""
         ...
 
-    def submit(self, order: OrderRequest, now: datetime) -> BrokerOrder:
-        """Place a buy. Raises OrderRejected, BrokerUnavailable (not received) or
-        anything else when the outcome is in doubt. Never retries by itself."""
+    def quotes(self, symbols: Sequence[str], at: datetime) -> Mapping[str, Quote]:
+        """Prices for all the symbols in one batch; every symbol asked gets an answer.
+        Raises BrokerUnavailable when the broker cannot be reached at all."""
         ...
 
-    def find_order(self, order_ref: str) -> BrokerOrder | None:
-        """The order with this client order id, or None if the broker never had it."""
+    def submit(self, order: OrderRequest, at: datetime) -> BrokerOrder:
+        """Place a buy. Raises OrderRejected (received and refused), DuplicateOrderRef
+        (the client order id is already registered: the broker has an order under it),
+        BrokerUnavailable (provably not received), or anything else when the outcome is
+        in doubt. Never retries by itself."""
         ...
 
-    def orders(self) -> list[BrokerOrder]: ...
+    def find_orders(self, queries: Sequence[LookupQuery], at: datetime) -> Mapping[str, OrderLookup]:
+        """Found, provably absent or unknown, for each client order id asked."""
+        ...
+
+    def orders(self) -> list[BrokerOrder]:
+        """Every order the broker reports, for audit."""
+        ...
 
 
 class Notifier(Protocol):

@@ -41,8 +41,10 @@ class Settings:
     max_lateness: timedelta | None = None
     max_order_usd: Decimal = Decimal("5000")
     max_daily_usd: Decimal = Decimal("10000")
+    price_margin_percent: Decimal = Decimal("5")
     broker: str = "simulated"
     sim_fractional: bool = False
+    sim_realistic: bool = False
     sim_book_path: Path | None = None
     sim_faults: Mapping[str, str] = field(default_factory=dict)
     notify_file: Path | None = None
@@ -110,6 +112,16 @@ def _usd(v: Any) -> Decimal:
     return d
 
 
+def _percent(v: Any) -> Decimal:
+    try:
+        d = Decimal(str(v).replace("%", "").strip())
+    except InvalidOperation:
+        raise ValueError(f"'{v}' is not a percentage like 5") from None
+    if not d.is_finite() or not 0 <= d <= 50:
+        raise ValueError(f"{v} must be a percentage from 0 to 50")
+    return d
+
+
 def _bool(v: Any) -> bool:
     if isinstance(v, bool):
         return v
@@ -170,8 +182,10 @@ _KEYS: dict[str, tuple[str, str, Callable[[Any], Any]]] = {
     "max_lateness": ("schedule.max_lateness_minutes", "DCA_MAX_LATENESS_MINUTES", _optional_minutes),
     "max_order_usd": ("guards.max_order_usd", "DCA_MAX_ORDER_USD", _usd),
     "max_daily_usd": ("guards.max_daily_usd", "DCA_MAX_DAILY_USD", _usd),
+    "price_margin_percent": ("guards.price_margin_percent", "DCA_PRICE_MARGIN_PERCENT", _percent),
     "broker": ("broker.kind", "DCA_BROKER", _broker),
     "sim_fractional": ("broker.fractional", "DCA_SIM_FRACTIONAL", _bool),
+    "sim_realistic": ("broker.realistic", "DCA_SIM_REALISTIC", _bool),
     "sim_book_path": ("broker.book", "DCA_SIM_BOOK", _path),
     "sim_faults": ("broker.faults", "DCA_SIM_FAULTS", _faults),
     "notify_file": ("notify.file", "DCA_NOTIFY_FILE", _path),

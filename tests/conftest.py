@@ -18,6 +18,7 @@ from dca.notify.log_notifier import FileNotifier
 from dca.plans.csv_file import CsvPlanSource
 from dca.schedule_rules import Schedule
 from dca.trading_calendar import NyseCalendar
+from tests.fakes import FakeClock
 
 NY = ZoneInfo("America/New_York")
 HEADER = "Status,Stock Symbol,Amount (USD),Frequency,Log,ID\n"
@@ -54,6 +55,7 @@ class Rig:
     ledger: Ledger
     notifier: FileNotifier
     engine: Engine
+    clock: FakeClock
 
     def run(self, now: datetime, dry_run: bool = False):
         return self.engine.run(now, dry_run=dry_run)
@@ -72,16 +74,20 @@ def make_rig(tmp_path, calendar):
     `rows_csv` is the plan without its header, e.g. "Active,QQQ,50,Daily,,q1\\n"."""
 
     def make(rows_csv: str, fractional: bool = False, faults=None, checkpoint=None, base: Path | None = None,
-             **options) -> Rig:
-        """`base`: another directory than the test's tmp_path (e.g. one per Hypothesis example)."""
+             broker=None, realistic=None, **options) -> Rig:
+        """`base`: another directory than the test's tmp_path (e.g. one per Hypothesis example).
+        `broker`: another broker than the SIMULATED one (e.g. a FakeBroker); `realistic`: a
+        RealisticWorld for the SIMULATED broker."""
         base = base or tmp_path
         plan_path = base / "plan.csv"
         plan_path.write_text(HEADER + rows_csv)
         plan = CsvPlanSource(plan_path)
-        broker = SimulatedBroker(base / "book.sqlite3", fractional=fractional, faults=faults)
+        broker = broker or SimulatedBroker(base / "book.sqlite3", fractional=fractional, faults=faults,
+                                           realistic=realistic)
         ledger = Ledger(base / "ledger.sqlite3", lock_timeout=30)
         notifier = FileNotifier(base / "notifications.log")
-        engine = Engine(plan, broker, ledger, notifier, Schedule(calendar), RunOptions(**options), checkpoint)
-        return Rig(base, plan_path, plan, broker, ledger, notifier, engine)
+        clock = FakeClock()  # back-offs advance it at once: no test sleeps
+        engine = Engine(plan, broker, ledger, notifier, Schedule(calendar), RunOptions(**options), checkpoint, clock)
+        return Rig(base, plan_path, plan, broker, ledger, notifier, engine, clock)
 
     return make

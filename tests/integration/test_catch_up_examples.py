@@ -58,12 +58,12 @@ def assert_book_matches(rig, *reports) -> None:
     assert len(orders) == len({o.order_ref for o in orders}), "a client order id was used twice"
     expected = set().union(*(refs(r) for r in reports))
     assert book(rig) == expected
-    assert all(o.status == "filled" for o in orders)
+    assert all(o.state == "filled" for o in orders)
     for report in reports:
         for e in report.executions:
             if e.status is Outcome.MISSED:
                 assert e.order_ref is None
-                assert rig.broker.find_order(client_order_id(e.row_id, e.scheduled_date)) is None
+                assert client_order_id(e.row_id, e.scheduled_date) not in book(rig)
             if e.status in BOUGHT:
                 assert e.order_ref == client_order_id(e.row_id, e.scheduled_date)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from dataclasses import replace
 from decimal import Decimal
 
 from dca.brokers.simulated import simulated_price
@@ -19,7 +20,7 @@ def only(report, symbol):
 
 
 def orders(rig):
-    return [(o.order_ref, o.symbol, o.status) for o in rig.broker.orders()]
+    return [(o.order_ref, o.symbol, str(o.state)) for o in rig.broker.orders()]
 
 
 # -- broker faults -------------------------------------------------------------------------
@@ -86,16 +87,16 @@ def test_a_submitted_order_is_updated_when_the_broker_reports_the_fill(make_rig)
 
 
 class QuoteBreaksFor:
-    """A broker whose quote for one symbol fails with an exception nobody planned for."""
+    """A broker whose answer for one symbol is malformed in a way nobody planned for."""
 
     def __init__(self, broker, symbol):
         self._broker, self._symbol = broker, symbol
-        self.name, self.simulated, self.supports_fractional = broker.name, broker.simulated, broker.supports_fractional
+        self.name, self.simulated, self.settle_seconds = broker.name, broker.simulated, broker.settle_seconds
 
-    def quote(self, symbol, now):
-        if symbol == self._symbol:
-            raise KeyError("bid")  # e.g. a reply missing a field
-        return self._broker.quote(symbol, now)
+    def quotes(self, symbols, at):
+        answers = dict(self._broker.quotes(symbols, at))
+        answers[self._symbol] = replace(answers[self._symbol], price="n/a")  # e.g. a field of the wrong type
+        return answers
 
     def __getattr__(self, name):
         return getattr(self._broker, name)
@@ -106,7 +107,7 @@ def test_an_unexpected_error_on_one_row_does_not_stop_the_others(make_rig):
     rig.engine.broker = QuoteBreaksFor(rig.broker, "VTI")
     report = rig.run(MONDAY)
     assert {e.symbol: e.status for e in report.executions} == {"SPY": Outcome.FILLED, "QQQ": Outcome.FILLED}
-    assert [(d["symbol"], "unexpected error (KeyError" in d["message"]) for d in report.deferred] == [("VTI", True)]
+    assert [(d["symbol"], "unexpected error (TypeError" in d["message"]) for d in report.deferred] == [("VTI", True)]
     assert not report.ok
     # Nothing was recorded for VTI, so a later run that day buys it once the fault is gone.
     rig.engine.broker = rig.broker
@@ -114,7 +115,7 @@ def test_an_unexpected_error_on_one_row_does_not_stop_the_others(make_rig):
     assert [(e.symbol, e.status, e.late) for e in later.executions] == [("VTI", Outcome.FILLED, True)]
 
 
-def test_pending_intent_of_a_removed_row_is_dropped_as_missed(make_rig):
+def test_pending_unsent_intent_of_a_deactivated_row_is_skipped_not_sent(make_rig):
     rig = make_rig("Active,SPY,700,Weekly,,s1\n", faults={"SPY": "error_before_accept"}, max_submit_attempts=9)
     # Simulate a crash right after the intent: record it, then stop before any attempt.
     rig.engine._checkpoint = _raise_at("intent_recorded")
@@ -126,8 +127,8 @@ def test_pending_intent_of_a_removed_row_is_dropped_as_missed(make_rig):
     rig.plan_path.write_text("Status,Stock Symbol,Amount (USD),Frequency,Log,ID\nInactive,SPY,700,Weekly,,s1\n")
     rig.engine._checkpoint = lambda step, execution: None
     spy = only(rig.run(ny(2027, 3, 1, 9, 30)), "SPY")
-    assert spy.status is Outcome.MISSED
-    assert "no longer Active" in spy.message
+    assert spy.status is Outcome.SKIPPED
+    assert "made Inactive before the order was sent" in spy.message
     assert orders(rig) == []
 
 
@@ -197,7 +198,11 @@ def test_fractional_orders_spend_the_whole_amount_as_cash(make_rig):
     rig = make_rig("Active,SPY,10,Weekly,,s1\n", fractional=True)
     spy = only(rig.run(MONDAY), "SPY")
     assert spy.status is Outcome.FILLED and spy.cash_order
-    assert spy.cost == Decimal("10.00") and spy.carry_out == 0
+    [order] = rig.broker.orders()
+    # The cost is what the broker filled (4-decimal shares), the cents left over carry on.
+    assert spy.cost == (order.filled_quantity * order.avg_price).quantize(Decimal("0.01"))
+    assert Decimal("9.90") <= spy.cost <= Decimal("10.00")
+    assert spy.carry_out == Decimal("10.00") - spy.cost == rig.ledger.carry("s1")
     assert Decimal(0) < spy.quantity < 1
 
 
