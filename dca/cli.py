@@ -235,6 +235,18 @@ def cmd_status(args, services: Services) -> int:
     return code
 
 
+def cmd_confirm_row(args, services: Services) -> int:
+    """Release a row held as a possible re-identified copy of an old one."""
+    plan = services.plan_source.load()
+    row = next((r for r in plan.rows if r.row_id == args.row_id), None)
+    if row is None:
+        raise UsageError(f"no valid row has ID {args.row_id} in {services.plan_source.description}")
+    services.ledger.confirm_row(args.row_id)
+    print(f"Row {row.row_number} ({row.symbol}, ID {row.row_id}) is confirmed as a new row; "
+          "the next run buys it when it is due.")
+    return EXIT_OK
+
+
 # -- wiring --------------------------------------------------------------------------------
 
 
@@ -262,6 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="at most this many")
     p.set_defaults(func=cmd_history)
     sub.add_parser("orders", parents=[common], help="orders as the broker reports them").set_defaults(func=cmd_orders)
+    p = sub.add_parser("confirm-row", parents=[common], help="confirm that a row held as a possible copy is new")
+    p.add_argument("row_id", help="the row's ID, as the hold's message gives it")
+    p.set_defaults(func=cmd_confirm_row)
     sub.add_parser("status", parents=[common], help="configuration in effect, last run, next executions").set_defaults(func=cmd_status)
     return parser
 

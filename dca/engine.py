@@ -395,7 +395,7 @@ class _Run:
         options = self.e.options
         worst = reserved(intent, options.price_margin)
         margin_note = "" if intent.cash_order else (
-            f" ({format_money(intent.cost)} plus {options.price_margin * 100:.4g}% for the price moving "
+            f" ({format_money(intent.cost)} plus {(options.price_margin * 100).normalize():f}% for the price moving "
             "before the fill)")
         if worst > options.max_order_usd:
             return (f"{format_money(worst)}{margin_note} is over the maximum per order "
@@ -435,7 +435,9 @@ class _Run:
         except OrderRejected as error:
             return self._final(execution, Outcome.FAILED, str(error))
         except DuplicateOrderRef as error:
-            # The broker HAS an order under this id: never a failure, always a lookup.
+            # The broker HAS an order under this id: never a failure, always a lookup, and
+            # from now on no list that misses it is taken as proof that it is absent.
+            execution = execution.evolve(broker_status=ACKNOWLEDGED)
             return self._settle_doubt(execution, f"the broker already holds order {execution.order_ref} ({error})")
         except BrokerUnavailable as error:
             # Provably not received: this attempt does not count against the limit.
@@ -452,18 +454,25 @@ class _Run:
         """After a doubtful submit: wait, look the order up, and resend only if the broker
         says it provably does not have it. If it cannot tell, the order stays in doubt."""
         execution = self._pending(execution, f"in doubt after submitting: {reason}")
+        lookup = self._poll(execution, until=(Found.FOUND, Found.ABSENT))
+        if lookup.found is Found.FOUND:
+            return self._from_broker(execution, lookup.order)
+        if lookup.found is Found.ABSENT and not _acknowledged(execution):
+            return self._resend(execution)
+        if lookup.found is Found.ABSENT:
+            lookup = OrderLookup(Found.UNKNOWN, reason="it refused the id as a duplicate, yet does not list it")
+        return self._pending(execution, f"in doubt: {reason}; the broker cannot tell yet whether it has the "
+                             f"order ({lookup.reason}); checked again at the next run, never resent before")
+
+    def _poll(self, execution: Execution, until: tuple[Found, ...]) -> OrderLookup:
+        """Look the order up after each back-off until the answer is one of `until`."""
         lookup = OrderLookup(Found.UNKNOWN, reason="not asked yet")
         for wait in self.e.options.doubt_backoff:
             self.e.clock.sleep(self.e.broker.settle_seconds + wait)
             lookup = self._lookup([execution]).get(execution.order_ref, lookup)
-            if lookup.found is not Found.UNKNOWN:
+            if lookup.found in until:
                 break
-        if lookup.found is Found.FOUND:
-            return self._from_broker(execution, lookup.order)
-        if lookup.found is Found.ABSENT:
-            return self._resend(execution)
-        return self._pending(execution, f"in doubt: {reason}; the broker cannot tell yet whether it has the "
-                             f"order ({lookup.reason}); checked again at the next run, never resent before")
+        return lookup
 
     def _lookup(self, executions: list[Execution]) -> Mapping[str, OrderLookup]:
         queries = [LookupQuery(e.order_ref, e.last_attempt_at or e.scheduled_at) for e in executions]
@@ -478,9 +487,17 @@ class _Run:
 
     def _resend(self, execution: Execution) -> Execution:
         if execution.attempt_day != self.today:
-            return self._final(execution, Outcome.MISSED, "the order never reached the broker on "
-                               f"{execution.attempt_day}; it is not placed on a later day")
+            return self._final(execution, Outcome.MISSED, "the broker shows no order or fill for it from "
+                               f"{execution.attempt_day}, so nothing was bought; it is not placed on a later day")
         if execution.attempts >= self.e.options.max_submit_attempts:
+            # Giving up is final, so it rests on more than one answer: the broker is asked
+            # again over the whole back-off, in case its list was only slow to show it.
+            lookup = self._poll(execution, until=(Found.FOUND,))
+            if lookup.found is Found.FOUND:
+                return self._from_broker(execution, lookup.order)
+            if lookup.found is Found.UNKNOWN:
+                return self._pending(execution, f"in doubt: the broker cannot tell whether it has order "
+                                     f"{execution.order_ref} ({lookup.reason}); checked again at the next run")
             return self._final(execution, Outcome.ERROR, "the broker did not take the order after "
                                f"{execution.attempts} attempts ({execution.message})")
         if self.broker_down is not None:
@@ -522,13 +539,16 @@ class _Run:
         lookup = lookup or OrderLookup(Found.UNKNOWN, reason="the broker gave no answer for it")
         if lookup.found is Found.FOUND:
             return self._from_broker(execution, lookup.order)
+        if lookup.found is Found.ABSENT and _acknowledged(execution) and execution.attempt_day == self.today:
+            # (On a later day "absent" means no live order and no fill: nothing was bought.)
+            lookup = OrderLookup(Found.UNKNOWN, reason="it refused the id as a duplicate, yet does not list it")
         if lookup.found is Found.UNKNOWN:
             return self._pending(execution, f"in doubt: the broker cannot tell whether it has order "
                                  f"{execution.order_ref} ({lookup.reason}); checked again at the next run")
         # Provably not at the broker (or never sent at all).
         if execution.attempt_day < self.today:
-            return self._final(execution, Outcome.MISSED, "the order never reached the broker on "
-                               f"{execution.attempt_day}; it is not placed on a later day")
+            return self._final(execution, Outcome.MISSED, "the broker shows no order or fill for it from "
+                               f"{execution.attempt_day}, so nothing was bought; it is not placed on a later day")
         if rows is None:
             return self._pending(execution, "the plan could not be read; decided at the next run")
         changed = _row_change(execution, rows.get(execution.row_id))
@@ -622,6 +642,15 @@ class _Run:
                          f"(reference {e.order_ref}): the broker has not yet confirmed whether it holds it. "
                          "Check the broker's orders for that reference; it is asked again at every run and "
                          "never sent again unless the broker shows it does not have it.")
+
+
+# Set on an intent once the broker has shown it holds the order (it refused the id as a
+# duplicate): a list that does not show it is then lag, never proof of absence.
+ACKNOWLEDGED = "acknowledged"
+
+
+def _acknowledged(execution: Execution) -> bool:
+    return execution.broker_status == ACKNOWLEDGED or execution.broker_order_id is not None
 
 
 def _news(execution: Execution, order: BrokerOrder) -> bool:

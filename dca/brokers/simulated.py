@@ -120,6 +120,7 @@ class SimulatedBroker:
                 raise ValueError(f"unknown simulated fault '{kind}'; choose from {', '.join(FAULTS)}")
             self._faults[symbol.upper()] = [kind, int(count) if count else None]
         self._warmed_up = not (realistic and realistic.warm_up)
+        self.refused_duplicates = 0  # submits refused for an id already in the book
         self._latest_at: datetime | None = None
         self.book_path.parent.mkdir(parents=True, exist_ok=True)
         self._connections = ThreadConnections(self.book_path)
@@ -221,6 +222,7 @@ class SimulatedBroker:
                      None if price is None or status == "rejected" else str(price), at.isoformat(), message),
                 )
         except sqlite3.IntegrityError:
+            self.refused_duplicates += 1
             raise DuplicateOrderRef(f"Local order ID={order.order_ref} is already registered (SIMULATED)") from None
         if fault == "crash_after_accept":
             os.kill(os.getpid(), signal.SIGKILL)
@@ -253,28 +255,31 @@ class SimulatedBroker:
         if warming:
             return OrderLookup(Found.UNKNOWN, reason="the broker's order list is warming up after a restart")
         today = at.astimezone(NEW_YORK).date()
+        settled = (at - q.last_attempt_at).total_seconds() >= self.world.settle_seconds
         if row is not None:
+            placed_day = _placed(row).astimezone(NEW_YORK).date()
+            lagging = placed_day == today and row["lookups"] < self.world.lag_lookups
             with self._book() as db:
                 db.execute("UPDATE orders SET lookups=lookups+1 WHERE order_ref=?", (q.order_ref,))
-            if row["lookups"] < self.world.lag_lookups:
-                row = None  # not listed yet: indistinguishable from absent, so not proof of it
-            else:
-                order = self._state(row, at)
-                placed_day = datetime.fromisoformat(row["placed_at"]).astimezone(NEW_YORK).date()
-                if placed_day == today or (order.filled_quantity > 0 and at - _placed(row) <= FILLS_KEPT):
-                    return OrderLookup(Found.FOUND, order)
-                if at - _placed(row) > FILLS_KEPT:
-                    return OrderLookup(Found.UNKNOWN, reason="older than the broker's seven days of fills")
-                return OrderLookup(Found.ABSENT)  # an unfilled order of an earlier day: nothing bought
+            if lagging:
+                # Not listed yet. An honest adapter cannot tell this from absent, so it
+                # says unknown; a too-trusting one (absent_while_lagging) says absent.
+                if self.world.absent_while_lagging and settled:
+                    return OrderLookup(Found.ABSENT)
+                return OrderLookup(Found.UNKNOWN, reason="the broker's order list lags behind the submit")
+            order = self._state(row, at)
+            # Live (still working) orders are listed whatever day they were placed; final
+            # ones only on their day, and fills for seven days.
+            if (not order.state.is_final or placed_day == today
+                    or (order.filled_quantity > 0 and at - _placed(row) <= FILLS_KEPT)):
+                return OrderLookup(Found.FOUND, order)
+            if at - _placed(row) > FILLS_KEPT:
+                return OrderLookup(Found.UNKNOWN, reason="older than the broker's seven days of fills")
+            return OrderLookup(Found.ABSENT)  # an unfilled DAY order of an earlier day: nothing bought
         if at - q.last_attempt_at > FILLS_KEPT:
             return OrderLookup(Found.UNKNOWN, reason="older than the broker's seven days of fills")
-        if q.last_attempt_at.astimezone(NEW_YORK).date() == today:
-            if (at - q.last_attempt_at).total_seconds() < self.world.settle_seconds:
-                return OrderLookup(Found.UNKNOWN, reason="the broker's order list may not show a new order yet")
-            if row is None and self._row(q.order_ref) is not None and not self.world.absent_while_lagging:
-                # Listed only after a few lookups: an honest broker cannot tell this apart
-                # from absent, so the lag is what must be waited out, never guessed.
-                return OrderLookup(Found.UNKNOWN, reason="the broker's order list lags behind the submit")
+        if q.last_attempt_at.astimezone(NEW_YORK).date() == today and not settled:
+            return OrderLookup(Found.UNKNOWN, reason="the broker's order list may not show a new order yet")
         return OrderLookup(Found.ABSENT)
 
     def orders(self, at: datetime | None = None) -> list[BrokerOrder]:
@@ -322,9 +327,15 @@ class SimulatedBroker:
         day = placed.date()
         opens = datetime.combine(day, MARKET_OPEN, tzinfo=NEW_YORK)
         closes = datetime.combine(day, MARKET_CLOSE, tzinfo=NEW_YORK)
+        if placed >= closes:
+            # Placed after the close: held (PreSubmitted) for the next weekday's open, as a
+            # DAY order outside regular hours is. (Holidays are not modelled.)
+            day = day + timedelta(days=1)
+            while day.weekday() >= 5:
+                day += timedelta(days=1)
+            opens = datetime.combine(day, MARKET_OPEN, tzinfo=NEW_YORK)
+            closes = datetime.combine(day, MARKET_CLOSE, tzinfo=NEW_YORK)
         fills_at = max(placed, opens)
-        if fills_at >= closes:  # placed after the close: a DAY order that never works
-            fills_at = None
         price = self._open_price(r["symbol"], day)
         if r["cash_amount"] is not None:
             quantity = (Decimal(r["cash_amount"]) / price).quantize(FRACTION_STEP, rounding=ROUND_DOWN)
@@ -333,7 +344,7 @@ class SimulatedBroker:
         commission = max(Decimal("1.00"), (quantity * Decimal("0.005")).quantize(CENT)).min(
             (quantity * price * Decimal("0.01")).quantize(CENT))
         partial = _unit("partial", r["order_ref"]) < self.world.partial_share
-        if fills_at is None or at < fills_at:
+        if at < fills_at:
             if at >= closes:
                 return BrokerOrder(quantity=quantity, state=OrderState.CANCELLED, broker_status="Cancelled",
                                    **{**common, "message": "expired unfilled at the close (DAY order)"})
