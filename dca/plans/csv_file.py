@@ -164,9 +164,10 @@ def _line_of(text: str, position: int) -> int:
     return len(_LINE_END.findall(text, 0, position)) + 1
 
 
-def _tokenize(text: str, separator: str, path: Path) -> list[_Record]:
+def _tokenize(text: str, separator: str, path: Path, header_only: bool = False) -> list[_Record]:
     """Cut the text into records and cells as RFC 4180 (and every spreadsheet) does,
-    keeping each cell's place in the text. Raises PlanError for an unclosed quote."""
+    keeping each cell's place in the text. Raises PlanError for an unclosed quote.
+    `header_only`: stop after the first record that is not blank."""
     unquoted = re.compile(f"[^{re.escape(separator)}\r\n]*")
     records: list[_Record] = []
     position = 1 if text.startswith("\ufeff") else 0
@@ -211,24 +212,21 @@ def _tokenize(text: str, separator: str, path: Path) -> list[_Record]:
             break
         records.append(_Record(cells, position, problems))
         position += 2 if text.startswith("\r\n", position) else 1
+        if header_only and any(c.value.replace("\u00a0", " ").strip() for c in cells):
+            break
     return records
 
 
 def _detect_separator(text: str, path: Path) -> str:
-    """The separator with which the header names the most known columns; a comma unless
-    another does better."""
-    for line in _LINE_END.split(text[: 256 * 1024].lstrip("\ufeff")):
-        if line.strip(" \t,;\u00a0"):
-            break
-    else:
-        return ","
+    """The separator with which the header (the first non-blank record) names the most
+    known columns; a comma unless another does better."""
 
     def known(separator: str) -> int:
         try:
-            (record, *_) = _tokenize(line, separator, path)
-        except (PlanError, ValueError):
+            records = _tokenize(text, separator, path, header_only=True)
+        except PlanError:  # an unclosed quote: reported once the separator is chosen
             return 0
-        return len({canonical_header(c.value) for c in record.cells} - {None})
+        return len({canonical_header(c.value) for c in records[-1].cells} - {None}) if records else 0
 
     return max(SEPARATORS, key=known)  # max() keeps the first of equals: the comma
 

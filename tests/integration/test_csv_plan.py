@@ -497,6 +497,12 @@ def test_a_semicolon_or_tab_separated_plan_is_read_and_written_with_its_separato
     assert plan_file.read_bytes() == expected.encode()
 
 
+def test_the_separator_is_found_even_when_a_header_cell_is_quoted_across_lines(plan_file):
+    plan_file.write_text('"My\nnotes";Status;"Stock Symbol";Amount (USD);Frequency\nx;Active;AAPL;"1,000";Weekly\n')
+    plan = CsvPlanSource(plan_file).load()
+    assert plan.issues == [] and [(r.symbol, r.amount) for r in plan.rows] == [("AAPL", Decimal("1000.00"))]
+
+
 def test_a_utf16_plan_with_a_byte_order_mark_is_read_and_written_back_as_utf16(plan_file):
     text = "\ufeff" + HEADER.replace(",", "\t").replace("\n", "\r\n") + "Active\tAAPL\t10\tWeekly\t\t\r\n"
     plan_file.write_bytes(text.encode("utf-16-le"))
@@ -536,19 +542,19 @@ def test_writes_keep_every_byte_but_the_cells_they_change(plan_file):
     plan = source.load()
     assert plan.unidentified == [3, 4]
     source.assign_ids({3: "s1", 4: "v1"})
-    source.write_logs({"a1": 'filled, "2" AAPL', "t1": "skipped", "v1": "filled"})
+    source.write_logs({"a1": "filled", "t1": 'skipped, "2" TSLA', "v1": "filled"})
     expected = (
         "\ufeffNotes,Status,Stock Symbol,Amount (USD),Frequency,Log,ID\r\n"
-        '"a, b",Active,"AAPL","$1,000.50",Weekly,"filled, ""2"" AAPL",a1\r\n'
+        '"a, b",Active,"AAPL","$1,000.50",Weekly,"filled",a1\r\n'  # a quoted cell stays quoted
         '5" screen,Active,SPY,500,Weekly,,s1\n'
         '"two\r\nlines",Active,VTI,1000,Monthly,filled,v1\r'
         "\r\n"
-        ",Inactive,TSLA,10,Daily,skipped,t1  \r\n"
+        ',Inactive,TSLA,10,Daily,"skipped, ""2"" TSLA",t1  \r\n'
         "# trailing note"
     )
     assert plan_file.read_bytes() == expected.encode()
     assert {r.symbol: (r.row_id, r.log) for r in CsvPlanSource(plan_file).load().rows} == {
-        "AAPL": ("a1", 'filled, "2" AAPL'), "SPY": ("s1", ""), "VTI": ("v1", "filled"), "TSLA": ("t1", "skipped"),
+        "AAPL": ("a1", "filled"), "SPY": ("s1", ""), "VTI": ("v1", "filled"), "TSLA": ("t1", 'skipped, "2" TSLA'),
     }
 
 
@@ -576,6 +582,20 @@ def test_write_logs_refuses_a_file_that_became_malformed_and_leaves_it_alone(pla
     with pytest.raises(PlanError, match="never closed"):
         source.write_logs({"a1": "filled"})
     assert plan_file.read_bytes() == broken
+
+
+@pytest.mark.parametrize("edited", [
+    "Status,Stock Symbol,Amount (USD),Frequency,Log,ID,ID\nActive,AAPL,10,Weekly,,a1,a2\n",  # a second ID column
+    "",  # emptied
+])
+def test_write_logs_refuses_a_file_that_no_longer_reads_as_a_plan_and_leaves_it_alone(plan_file, edited):
+    plan_file.write_text(HEADER + "Active,AAPL,10,Weekly,,a1\n")
+    source = CsvPlanSource(plan_file)
+    source.load()
+    plan_file.write_text(edited)
+    with pytest.raises(PlanError):
+        source.write_logs({"a1": "filled"})
+    assert plan_file.read_text() == edited
 
 
 def test_a_crlf_plan_stays_crlf_through_a_run(make_rig):
