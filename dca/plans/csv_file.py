@@ -233,7 +233,8 @@ def _detect_separator(text: str, path: Path) -> str:
 
 @dataclass(frozen=True)
 class _Document:
-    raw: bytes
+    """A plan file as read: its exact text, how to encode it back, and its records."""
+
     text: str
     codec: str
     separator: str
@@ -243,7 +244,7 @@ class _Document:
     def read(cls, raw: bytes, path: Path) -> _Document:
         text, codec = _decode(raw, path)
         separator = _detect_separator(text, path)
-        return cls(raw, text, codec, separator, _tokenize(text, separator, path))
+        return cls(text, codec, separator, _tokenize(text, separator, path))
 
     def parse(self) -> ParsedPlan:
         table = [[c.value for c in r.cells] for r in self.records]

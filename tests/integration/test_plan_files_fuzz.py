@@ -10,7 +10,6 @@ module, an independent reader, rather than with the code under test.
 from __future__ import annotations
 
 import csv
-import io
 import re
 import sys
 import tempfile
