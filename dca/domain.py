@@ -5,9 +5,12 @@ from __future__ import annotations
 import enum
 import re
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
-from decimal import ROUND_DOWN, Decimal, InvalidOperation
+from decimal import ROUND_DOWN, Decimal
+from typing import Mapping
+
+from dca.errors import PlanError
 
 CENT = Decimal("0.01")
 # Money larger than this in one row is almost certainly a typo (an extra zero, a pasted
@@ -136,54 +139,100 @@ def _clean(cell: object) -> str:
     return str(cell).replace("\u00a0", " ").strip()
 
 
+# The amount forms a person means unambiguously, and nothing else. ASCII digits only
+# ([0-9], not \d, which also matches Arabic-Indic and full-width digits). Thousands are
+# grouped in threes by one kind of separator: a comma, a space or a no-break space
+# (U+00A0, or U+202F as French spreadsheets write it). A point is always the decimal
+# point, with at most two decimals: a decimal comma is never guessed, so `10,5` or
+# `1.000,00` are errors, not $105 or $1.
+_GROUPED = r"[1-9][0-9]{0,2}(?P<sep>[, \u00a0\u202f])[0-9]{3}(?:(?P=sep)[0-9]{3})*"
+_NUMBER = re.compile(rf"(?P<int>{_GROUPED}|[0-9]+)(?:\.(?P<dec>[0-9]+))?")
+# Optional currency words around it: `$` before the number (after a minus sign too),
+# `USD` before or after it; spaces between are fine.
+_AMOUNT = re.compile(
+    r"(?i:usd)?[ \u00a0\u202f]*(?:(?P<minus>-)[ \u00a0\u202f]*\$?|\$?[ \u00a0\u202f]*(?P<minus_after>-)?)"
+    r"[ \u00a0\u202f]*(?P<number>[0-9][0-9, \u00a0\u202f.]*?)[ \u00a0\u202f]*(?i:usd)?"
+)
+# Longer than any amount a person writes; also keeps the regex above from scanning a
+# pasted megabyte.
+_AMOUNT_MAX_CHARS = 40
+AMOUNT_FORMS = "1000, 1000.50, $1,000.50, 1 000.50 or USD 25"
+
+
+def quote_cell(text: object, limit: int = 40) -> str:
+    """A cell as messages show it: in quotes, control characters escaped, cut to `limit`
+    characters with an ellipsis, so a pasted megabyte never fills a Log cell or a terminal."""
+    text = "" if text is None else str(text)
+    shown = "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text[: limit + 1])
+    if len(text) > limit or len(shown) > limit:
+        shown = shown[:limit] + "…"
+    return f"'{shown}'"
+
+
 def parse_amount(text: str) -> Decimal:
-    """'$1,000.50', '1000', '1 000.5', 'USD 25' -> Decimal; ValueError with a reason."""
-    cleaned = re.sub(r"(?i)usd|\$|,|\s", "", text)
-    if not cleaned:
+    """'$1,000.50', '1000', '1 000.50', 'USD 25', '25 USD' -> Decimal; ValueError with a reason.
+
+    Only forms a person means unambiguously are read (see `_NUMBER`); anything else is an
+    error that quotes the cell and shows the accepted forms."""
+    stripped = text.strip()
+    if not stripped:
         raise ValueError("the amount is empty")
-    try:
-        # Decimal() also takes '1_000'; a person writing that probably meant something else.
-        amount = Decimal(cleaned) if "_" not in cleaned else None
-    except InvalidOperation:
-        amount = None
-    if amount is None or not amount.is_finite():
-        raise ValueError(f"'{text}' is not a number of dollars (e.g. 100 or $1,000.50)")
-    if amount <= 0:
-        raise ValueError(f"the amount must be more than $0 (it is {text})")
-    # Checked before quantize(), which cannot represent amounts of 1e26 and more.
+    shape = _AMOUNT.fullmatch(stripped) if len(stripped) <= _AMOUNT_MAX_CHARS else None
+    number = _NUMBER.fullmatch(shape["number"]) if shape else None
+    if number is None:
+        raise ValueError(
+            f"{quote_cell(text)} is not an amount in dollars; write it like {AMOUNT_FORMS} "
+            "(a point before the cents; commas or spaces only between groups of three digits)"
+        )
+    decimals = number["dec"]
+    if decimals is not None and len(decimals) > 2:
+        raise ValueError(
+            f"the amount {quote_cell(text)} has {len(decimals)} decimals; use at most 2 (cents), "
+            f"and for thousands a comma or a space, not a point (e.g. {AMOUNT_FORMS})"
+        )
+    digits = re.sub(r"[^0-9]", "", number["int"])
+    amount = Decimal(digits + ("." + decimals if decimals else ""))
+    if shape["minus"] or shape["minus_after"] or amount == 0:
+        raise ValueError(f"the amount must be more than $0 (it is {quote_cell(text)})")
     if amount >= ABSURD_AMOUNT:
-        raise ValueError(f"the amount {text} is implausibly large (limit ${ABSURD_AMOUNT:,})")
-    if amount != amount.quantize(CENT):
-        raise ValueError(f"the amount '{text}' has fractions of a cent; use at most 2 decimals")
+        raise ValueError(f"the amount {quote_cell(text)} is implausibly large (limit ${ABSURD_AMOUNT:,})")
     return amount.quantize(CENT)
 
 
-def parse_plan(table: list[list[object]]) -> ParsedPlan:
+# csv's own field limit; far more than any plan cell (a Log line is ~150 characters), so a
+# longer cell is a paste gone wrong, and its row is not trusted.
+MAX_CELL_CHARS = 128 * 1024
+
+
+def column_letter(position: int) -> str:
+    """0 -> 'A', 25 -> 'Z', 26 -> 'AA': the column as a spreadsheet shows it."""
+    letters = ""
+    position += 1
+    while position:
+        position, rest = divmod(position - 1, 26)
+        letters = chr(ord("A") + rest) + letters
+    return letters
+
+
+def parse_plan(table: list[list[object]], cell_problems: Mapping[int, list[str]] | None = None) -> ParsedPlan:
     """Parse a plan table whose first non-blank line is the header.
 
     Lenient where a person would be (case, spaces, '$1,000'), strict where money is at
     stake: a problem on an Active row is an error on that row only; on an Inactive row it
-    is a warning. Row numbers are 1-based lines of the table as given.
+    is a warning. Row numbers are 1-based lines of the table as given. `cell_problems`
+    (table index -> messages) carries what the file's reader found wrong inside a row's
+    cells (e.g. text after a closing quote); such a row is not trusted either.
+
+    Raises PlanError for what makes the whole table untrustworthy: no header row, a
+    header without a required column, or a known column given twice.
     """
+    cell_problems = cell_problems or {}
     plan = ParsedPlan()
     header_index = next((i for i, line in enumerate(table) if any(_clean(c) for c in line)), None)
     if header_index is None:
-        return plan
+        raise PlanError(f"the plan has no header row; expected {', '.join(PLAN_COLUMNS)}")
     header = table[header_index]
-    columns: dict[str, int] = {}
-    for position, cell in enumerate(header):
-        name = canonical_header(cell)
-        if name and name not in columns:
-            columns[name] = position
-    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
-    if missing:
-        from dca.errors import PlanError
-
-        found = ", ".join(repr(_clean(c)) for c in header if _clean(c)) or "nothing"
-        raise PlanError(
-            f"the plan's header (line {header_index + 1}) lacks {', '.join(missing)}; "
-            f"it has {found}. Expected columns: {', '.join(PLAN_COLUMNS)}"
-        )
+    columns = _header_columns(header, header_index + 1)
 
     def cell(line: list[object], name: str) -> str:
         position = columns.get(name)
@@ -196,27 +245,67 @@ def parse_plan(table: list[list[object]]) -> ParsedPlan:
         row_number = index + 1
         values = {name: cell(line, name) for name in PLAN_COLUMNS}
         if not any(values[c] for c in REQUIRED_COLUMNS):
-            continue  # a blank line, or one holding only a Log or ID
-        _parse_row(plan, row_number, values)
+            continue  # a blank line, or one holding only a Log, an ID or notes: nothing to buy
+        problems = list(cell_problems.get(index, []))
+        for position, text in enumerate(line):
+            if isinstance(text, str) and len(text) > MAX_CELL_CHARS:
+                problems.append(
+                    f"the cell in column {column_letter(position)} holds {len(text):,} characters "
+                    f"(more than {MAX_CELL_CHARS:,}), which is no plan entry; shorten it"
+                )
+                if columns.get("ID") == position:
+                    values["ID"] = ""  # not echoed, and a new ID replaces it
+        _parse_row(plan, row_number, values, problems)
         if not _ROW_ID.match(values["ID"]):
             plan.unidentified.append(row_number)
     _flag_duplicate_ids(plan)
     return plan
 
 
-def _parse_row(plan: ParsedPlan, row_number: int, values: dict[str, str]) -> None:
-    problems: list[str] = []
+def _header_columns(header: list[object], line_number: int) -> dict[str, int]:
+    columns: dict[str, int] = {}
+    for position, cell in enumerate(header):
+        name = canonical_header(cell)
+        if name is None:
+            continue
+        if name in columns:
+            # Which one would the person expect to win? Neither: with two Status columns
+            # a row marked Inactive in one of them must not be bought because of the other.
+            first = columns[name]
+            raise PlanError(
+                f"the plan's header (line {line_number}) has the {name} column twice: column "
+                f"{column_letter(first)} {quote_cell(_clean(header[first]))} and column "
+                f"{column_letter(position)} {quote_cell(_clean(cell))}; delete or rename one of them"
+            )
+        columns[name] = position
+    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+    if missing:
+        found = ", ".join(quote_cell(_clean(c)) for c in header[:20] if _clean(c)) or "nothing"
+        if sum(1 for c in header if _clean(c)) > 20:
+            found += ", …"
+        raise PlanError(
+            f"the plan's header (line {line_number}) lacks {', '.join(missing)}; "
+            f"it has {found}. Expected columns: {', '.join(PLAN_COLUMNS)}"
+        )
+    return columns
+
+
+def _parse_row(plan: ParsedPlan, row_number: int, values: dict[str, str], problems: list[str]) -> None:
+    problems = list(problems)
     status_text = values["Status"]
     status = {"active": RowStatus.ACTIVE, "inactive": RowStatus.INACTIVE}.get(status_text.lower())
     if status is None:
         problems.append(
-            f"Status '{status_text}' is not Active or Inactive" if status_text else "Status is empty; write Active or Inactive"
+            f"Status {quote_cell(status_text)} is not Active or Inactive"
+            if status_text
+            else "Status is empty; write Active or Inactive"
         )
     symbol = values["Stock Symbol"].upper().replace(" ", "")
     if not symbol:
         problems.append("Stock Symbol is empty")
     elif not _SYMBOL.match(symbol):
-        problems.append(f"Stock Symbol '{values['Stock Symbol']}' is not a ticker like AAPL or BRK.B")
+        problems.append(f"Stock Symbol {quote_cell(values['Stock Symbol'])} is not a ticker like AAPL or BRK.B")
+        symbol = quote_cell(symbol, 12)[1:-1]  # shown in reports: keep it short and printable
     amount = None
     try:
         amount = parse_amount(values["Amount (USD)"])
@@ -226,13 +315,13 @@ def _parse_row(plan: ParsedPlan, row_number: int, values: dict[str, str]) -> Non
     frequency = {f.value.lower(): f for f in Frequency}.get(frequency_text.lower())
     if frequency is None:
         problems.append(
-            f"Frequency '{frequency_text}' is not Daily, Weekly or Monthly"
+            f"Frequency {quote_cell(frequency_text)} is not Daily, Weekly or Monthly"
             if frequency_text
             else "Frequency is empty; write Daily, Weekly or Monthly"
         )
     row_id = values["ID"] or None
     if row_id is not None and not _ROW_ID.match(row_id):
-        problems.append(f"ID '{row_id}' is malformed (letters, digits, - and _ only); a new ID replaces it")
+        problems.append(f"ID {quote_cell(row_id)} is malformed (letters, digits, - and _ only); a new ID replaces it")
         row_id = None
 
     if problems:
@@ -248,28 +337,30 @@ def _parse_row(plan: ParsedPlan, row_number: int, values: dict[str, str]) -> Non
 
 
 def _flag_duplicate_ids(plan: ParsedPlan) -> None:
-    """A copied row copies its ID; both would share executions, so neither may run."""
-    by_id: dict[str, list[PlanRow]] = {}
-    for row in plan.rows:
-        if row.row_id:
-            by_id.setdefault(row.row_id, []).append(row)
-    for row_id, rows in by_id.items():
-        if len(rows) < 2:
-            continue
-        numbers = ", ".join(str(r.row_number) for r in rows)
-        for row in rows:
-            plan.rows.remove(row)
-            plan.issues.append(
-                RowIssue(
-                    row.row_number,
-                    f"Row {row.row_number}: ID {row_id} appears on rows {numbers}; "
-                    "clear the ID cell of the copied row so it gets its own",
-                    row.active,
-                    row_id,
-                    row.symbol,
-                    row.log,
-                )
-            )
+    """A copied row copies its ID; both would share executions, so neither may run.
+
+    Rows with other problems count too: their Log cell is written by the same ID. Every
+    row with the ID gets the same Log text, so the message names all of them alike, and
+    each row's Log names itself and the others."""
+    numbers_by_id: dict[str, list[int]] = {}
+    for row_number, row_id in sorted([(r.row_number, r.row_id) for r in plan.rows if r.row_id]
+                                     + [(i.row_number, i.row_id) for i in plan.issues if i.row_id]):
+        numbers_by_id.setdefault(row_id, []).append(row_number)
+
+    def duplicate(row_id: str) -> str:
+        numbers = [str(n) for n in numbers_by_id[row_id]]
+        listed = ", ".join(numbers[:-1]) + " and " + numbers[-1]
+        return (f"Rows {listed} have the same ID {row_id}, so none of them is bought; "
+                "clear the ID cell of the copied row so it gets its own")
+
+    duplicated = {row_id for row_id, numbers in numbers_by_id.items() if len(numbers) > 1}
+    for index, issue in enumerate(plan.issues):
+        if issue.row_id in duplicated:
+            plan.issues[index] = replace(issue, message=f"{duplicate(issue.row_id)}; row {issue.row_number} also: "
+                                         + issue.message.removeprefix(f"Row {issue.row_number}: "))
+    for row in [r for r in plan.rows if r.row_id in duplicated]:
+        plan.rows.remove(row)
+        plan.issues.append(RowIssue(row.row_number, duplicate(row.row_id), row.active, row.row_id, row.symbol, row.log))
     plan.issues.sort(key=lambda i: i.row_number)
 
 

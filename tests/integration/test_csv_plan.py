@@ -388,3 +388,220 @@ def test_write_example_plan_does_not_overwrite_an_empty_existing_file(tmp_path):
     write_example_plan(path)
     assert path.read_text() == ""
     assert os.path.getsize(path) == 0
+
+
+# -- a malformed table is refused whole, and the file is left alone ------------------------
+
+
+def test_an_unterminated_quote_is_a_plan_error_naming_the_line_where_it_opened(plan_file):
+    plan_file.write_text(HEADER + 'Active,AAPL,10,Weekly,"two\nlines",a1\nActive,"SPY,500,Weekly,,\nActive,VTI,1000,Monthly,,v1\n')
+    with pytest.raises(PlanError, match=r"the quote that opens on line 4 \(row 3, column B\) is never closed"):
+        CsvPlanSource(plan_file).load()
+
+
+def test_a_run_on_a_plan_with_an_unterminated_quote_buys_nothing_and_leaves_the_file_untouched(make_rig):
+    rig = make_rig('Active,VTI,1000,Monthly,,v1\nActive,"AAPL,1000,Weekly,,\nActive,SPY,1000,Weekly,,\n')
+    rig.plan_path.write_bytes(rig.plan_path.read_bytes().replace(b"\n", b"\r\n"))
+    before = rig.plan_path.read_bytes()
+    with pytest.raises(PlanError, match="line 3"):
+        rig.run(MONDAY)
+    assert rig.broker.orders() == []
+    assert rig.plan_path.read_bytes() == before
+    # Fixed, the plan runs: the quote is closed where the person meant it.
+    rig.plan_path.write_text(HEADER + 'Active,VTI,1000,Monthly,,v1\nActive,"AAPL",1000,Weekly,,\nActive,SPY,1000,Weekly,,\n')
+    assert rig.run(ny(2027, 5, 3, 9, 5)).errors == []
+    assert bought(rig) == ["AAPL", "SPY", "VTI"]
+
+
+def test_text_after_a_closing_quote_is_an_error_on_that_row_only(plan_file):
+    plan_file.write_text(HEADER + 'Active,"AA"PL,10,Weekly,,a1\nActive,SPY,500,Weekly,,s1\n')
+    plan = CsvPlanSource(plan_file).load()
+    assert [r.symbol for r in plan.rows] == ["SPY"]
+    (issue,) = plan.issues
+    assert issue.row_number == 2 and issue.is_error
+    assert "column B has text after its closing quote" in issue.message
+
+
+def test_a_quote_inside_an_unquoted_cell_and_nul_in_a_note_are_ordinary_characters(plan_file):
+    plan_file.write_text("Notes," + HEADER + '5" screen,Active,AAPL,10,Weekly,,a1\nnul\x00here,Active,SPY,500,Weekly,,s1\n')
+    plan = CsvPlanSource(plan_file).load()
+    assert plan.issues == [] and [r.symbol for r in plan.rows] == ["AAPL", "SPY"]
+
+
+def test_a_nul_in_a_known_cell_is_an_error_on_its_row_shown_escaped(plan_file):
+    plan_file.write_text(HEADER + "Act\x00ive,AAPL,10,Weekly,,a1\nActive,SPY,500,Weekly,,s1\n")
+    plan = CsvPlanSource(plan_file).load()
+    assert [r.symbol for r in plan.rows] == ["SPY"]
+    assert "Status 'Act\\x00ive' is not Active" in plan.issues[0].message
+
+
+@pytest.mark.parametrize("content", [b"", b"\n\n", b"\r\n  \r\n", b",,,\n,,\n", b"\xef\xbb\xbf"])
+def test_a_file_without_a_header_row_is_a_plan_error_and_a_run_leaves_it_alone(make_rig, content):
+    rig = make_rig("")
+    rig.plan_path.write_bytes(content)
+    with pytest.raises(PlanError, match=r"the plan has no header row; expected Status, Stock Symbol"):
+        rig.plan.load()
+    with pytest.raises(PlanError):
+        rig.run(MONDAY)
+    assert rig.plan_path.read_bytes() == content
+
+
+def test_a_duplicated_column_is_a_plan_error_and_a_run_leaves_the_file_alone(make_rig):
+    rig = make_rig("")
+    rig.plan_path.write_text("Status,Symbol,Amount,Frequency,Log,ID,Status\nActive,AAPL,10,Weekly,,,Inactive\n")
+    before = rig.plan_path.read_bytes()
+    with pytest.raises(PlanError, match="the Status column twice: column A 'Status' and column G 'Status'"):
+        rig.run(MONDAY)
+    assert rig.broker.orders() == [] and rig.plan_path.read_bytes() == before
+
+
+def test_a_latin1_file_is_refused_naming_the_line(plan_file):
+    plan_file.write_bytes((HEADER + "Active,AAPL,10,Weekly,,a1\nActive,SPY,10,Weekly,caf\xe9,s1\n").encode("latin-1"))
+    with pytest.raises(PlanError, match="not UTF-8 text.*line 3.*0xE9.*save it as CSV UTF-8"):
+        CsvPlanSource(plan_file).load()
+
+
+def test_utf16_without_a_byte_order_mark_is_refused_plainly(plan_file):
+    plan_file.write_bytes((HEADER + "Active,AAPL,10,Weekly,,a1\n").encode("utf-16-le"))
+    with pytest.raises(PlanError, match="UTF-16 text without a byte-order mark"):
+        CsvPlanSource(plan_file).load()
+
+
+@pytest.mark.parametrize("size", [128 * 1024 + 1, 1024 * 1024])
+def test_a_huge_cell_is_an_error_on_its_row_and_the_other_rows_run(make_rig, size):
+    rig = make_rig(f"Active,SPY,1000,Weekly,,s1,{'x' * size}\nActive,VTI,1000,Monthly,,v1\n")
+    report = rig.run(MONDAY)
+    assert bought(rig) == ["VTI"]
+    (error,) = report.errors
+    assert error.row_number == 2 and f"column G holds {size:,} characters" in error.message
+    assert len(error.message) < 300
+
+
+# -- separators and encodings other spreadsheet apps write --------------------------------
+
+
+@pytest.mark.parametrize("sep", [";", "\t"])
+def test_a_semicolon_or_tab_separated_plan_is_read_and_written_with_its_separator(plan_file, sep):
+    text = sep.join(["Status", "Stock Symbol", "Amount (USD)", "Frequency", "Log", "ID"]) + "\r\n"
+    text += sep.join(["Active", "AAPL", '"1,000.50"', "Weekly", "", ""]) + "\r\n"
+    text += sep.join(["Active", "SPY", "10,5", "Weekly", "", "s1"]) + "\r\n"
+    plan_file.write_bytes(text.encode())
+    source = CsvPlanSource(plan_file)
+    plan = source.load()
+    assert [(r.symbol, r.amount) for r in plan.rows] == [("AAPL", Decimal("1000.50"))]
+    assert "'10,5' is not an amount" in plan.errors[0].message  # never read as a decimal comma
+    source.assign_ids({2: "a1"})
+    source.write_logs({"s1": "error; see row 3"})
+    expected = text.replace(f"Weekly{sep}{sep}\r\n", f"Weekly{sep}{sep}a1\r\n", 1)
+    expected = expected.replace(f"Weekly{sep}{sep}s1", f'Weekly{sep}' + ('"error; see row 3"' if sep == ";" else "error; see row 3") + f"{sep}s1")
+    assert plan_file.read_bytes() == expected.encode()
+
+
+def test_the_separator_is_found_even_when_a_header_cell_is_quoted_across_lines(plan_file):
+    plan_file.write_text('"My\nnotes";Status;"Stock Symbol";Amount (USD);Frequency\nx;Active;AAPL;"1,000";Weekly\n')
+    plan = CsvPlanSource(plan_file).load()
+    assert plan.issues == [] and [(r.symbol, r.amount) for r in plan.rows] == [("AAPL", Decimal("1000.00"))]
+
+
+def test_a_utf16_plan_with_a_byte_order_mark_is_read_and_written_back_as_utf16(plan_file):
+    text = "\ufeff" + HEADER.replace(",", "\t").replace("\n", "\r\n") + "Active\tAAPL\t10\tWeekly\t\t\r\n"
+    plan_file.write_bytes(text.encode("utf-16-le"))
+    source = CsvPlanSource(plan_file)
+    assert [r.symbol for r in source.load().rows] == ["AAPL"]
+    source.assign_ids({2: "a1"})
+    assert plan_file.read_bytes() == text.replace("Weekly\t\t\r\n", "Weekly\t\ta1\r\n").encode("utf-16-le")
+
+
+def test_a_header_that_lacks_columns_says_it_was_read_as_semicolon_separated(plan_file):
+    plan_file.write_text("Status;Stock Symbol;Amount (USD)\nActive;AAPL;10\n")
+    with pytest.raises(PlanError, match=r"lacks Frequency.*read as semicolon-separated"):
+        CsvPlanSource(plan_file).load()
+
+
+def test_an_unreadable_header_with_semicolons_says_to_export_comma_separated(plan_file):
+    plan_file.write_text("Estado;Símbolo;Importe;Frecuencia\nActive;AAPL;10;Weekly\n")
+    with pytest.raises(PlanError, match="looks like a file separated by semicolons or tabs; export the plan as comma-separated"):
+        CsvPlanSource(plan_file).load()
+
+
+# -- writes change only the cells meant to change ------------------------------------------
+
+
+def test_writes_keep_every_byte_but_the_cells_they_change(plan_file):
+    original = (
+        "\ufeffNotes,Status,Stock Symbol,Amount (USD),Frequency,Log,ID\r\n"
+        '"a, b",Active,"AAPL","$1,000.50",Weekly,"old log",a1\r\n'
+        '5" screen,Active,SPY,500,Weekly\n'  # a LF line in a CRLF file, and a short row
+        '"two\r\nlines",Active,VTI,1000,Monthly,,\r'  # an old-Mac line end
+        "\r\n"
+        ",Inactive,TSLA,10,Daily,,t1  \r\n"
+        "# trailing note"  # no line break at the end
+    )
+    plan_file.write_bytes(original.encode())
+    source = CsvPlanSource(plan_file)
+    plan = source.load()
+    assert plan.unidentified == [3, 4]
+    source.assign_ids({3: "s1", 4: "v1"})
+    source.write_logs({"a1": "filled", "t1": 'skipped, "2" TSLA', "v1": "filled"})
+    expected = (
+        "\ufeffNotes,Status,Stock Symbol,Amount (USD),Frequency,Log,ID\r\n"
+        '"a, b",Active,"AAPL","$1,000.50",Weekly,"filled",a1\r\n'  # a quoted cell stays quoted
+        '5" screen,Active,SPY,500,Weekly,,s1\n'
+        '"two\r\nlines",Active,VTI,1000,Monthly,filled,v1\r'
+        "\r\n"
+        ',Inactive,TSLA,10,Daily,"skipped, ""2"" TSLA",t1  \r\n'
+        "# trailing note"
+    )
+    assert plan_file.read_bytes() == expected.encode()
+    assert {r.symbol: (r.row_id, r.log) for r in CsvPlanSource(plan_file).load().rows} == {
+        "AAPL": ("a1", "filled"), "SPY": ("s1", ""), "VTI": ("v1", "filled"), "TSLA": ("t1", 'skipped, "2" TSLA'),
+    }
+
+
+def test_a_new_id_column_is_added_at_the_end_of_the_header_line_only(plan_file):
+    plan_file.write_bytes(b"Status,Stock Symbol,Amount (USD),Frequency\r\nActive,AAPL,10,Weekly\r\n\r\n")
+    source = CsvPlanSource(plan_file)
+    source.load()
+    source.assign_ids({2: "a1"})
+    assert plan_file.read_bytes() == b"Status,Stock Symbol,Amount (USD),Frequency,ID\r\nActive,AAPL,10,Weekly,a1\r\n\r\n"
+
+
+def test_write_logs_without_an_id_column_leaves_the_file_untouched(plan_file):
+    plan_file.write_text("Status,Stock Symbol,Amount (USD),Frequency\nActive,AAPL,10,Weekly\n")
+    before = plan_file.stat().st_mtime_ns, plan_file.read_bytes()
+    assert CsvPlanSource(plan_file).write_logs({"a1": "filled"}) == set()
+    assert (plan_file.stat().st_mtime_ns, plan_file.read_bytes()) == before
+
+
+def test_write_logs_refuses_a_file_that_became_malformed_and_leaves_it_alone(plan_file):
+    plan_file.write_text(HEADER + "Active,AAPL,10,Weekly,,a1\n")
+    source = CsvPlanSource(plan_file)
+    source.load()
+    broken = (HEADER + 'Active,AAPL,10,Weekly,,a1\nActive,"SPY,10,Weekly,,\n').encode()
+    plan_file.write_bytes(broken)
+    with pytest.raises(PlanError, match="never closed"):
+        source.write_logs({"a1": "filled"})
+    assert plan_file.read_bytes() == broken
+
+
+@pytest.mark.parametrize("edited", [
+    "Status,Stock Symbol,Amount (USD),Frequency,Log,ID,ID\nActive,AAPL,10,Weekly,,a1,a2\n",  # a second ID column
+    "",  # emptied
+])
+def test_write_logs_refuses_a_file_that_no_longer_reads_as_a_plan_and_leaves_it_alone(plan_file, edited):
+    plan_file.write_text(HEADER + "Active,AAPL,10,Weekly,,a1\n")
+    source = CsvPlanSource(plan_file)
+    source.load()
+    plan_file.write_text(edited)
+    with pytest.raises(PlanError):
+        source.write_logs({"a1": "filled"})
+    assert plan_file.read_text() == edited
+
+
+def test_a_crlf_plan_stays_crlf_through_a_run(make_rig):
+    rig = make_rig("Active,SPY,1000,Weekly,,\nActive,VTI,1000,Monthly,,v1\nInactive,TSLA,10,Daily,,t1\n")
+    rig.plan_path.write_bytes(rig.plan_path.read_bytes().replace(b"\n", b"\r\n"))
+    rig.run(MONDAY)
+    data = rig.plan_path.read_bytes()
+    assert data.count(b"\r\n") == 4 and data.count(b"\n") == 4
+    assert data.endswith(b",,t1\r\n")  # the Inactive row is untouched

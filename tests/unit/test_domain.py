@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from dca.domain import Frequency, RowStatus, client_order_id, parse_plan, size_order
+from dca.domain import MAX_CELL_CHARS, Frequency, RowStatus, client_order_id, column_letter, parse_plan, size_order
 from dca.errors import PlanError
 
 HEADER = ["Status", "Stock Symbol", "Amount (USD)", "Frequency", "Log", "ID"]
@@ -59,6 +59,16 @@ def test_symbol_and_ticker_are_accepted_for_stock_symbol(symbol_header):
         ("  $ 7.5 ", "7.50"),
         ("0.01", "0.01"),
         ("999999.99", "999999.99"),
+        ("25 USD", "25.00"),
+        ("25usd", "25.00"),
+        ("USD $25", "25.00"),
+        ("1,000", "1000.00"),
+        ("123,456.78", "123456.78"),
+        ("1\u00a0000", "1000.00"),  # a no-break space, as a spreadsheet groups thousands
+        ("1\u202f000", "1000.00"),  # a narrow no-break space (French locale)
+        ("$ 1 000.50", "1000.50"),
+        ("10.5", "10.50"),
+        ("007", "7.00"),
     ],
 )
 def test_amounts_are_read_the_way_a_person_writes_them(text, expected):
@@ -124,8 +134,61 @@ def test_a_short_line_is_read_as_empty_trailing_cells():
     assert plan.unidentified == [2]
 
 
-def test_empty_table_and_header_only_give_an_empty_plan():
-    assert parse_plan([]).rows == []
+@pytest.mark.parametrize("blank", [[], [[]], [[], ["", " "], [" \u00a0"]]])
+def test_a_table_without_a_header_row_is_a_plan_error(blank):
+    with pytest.raises(PlanError, match=r"the plan has no header row; expected Status, Stock Symbol, Amount \(USD\)"):
+        parse_plan(blank)
+
+
+@pytest.mark.parametrize(
+    "header, name, first, second",
+    [
+        (HEADER + ["Status"], "Status", "A 'Status'", "G 'Status'"),
+        (["Status", "Symbol", "Amount", "Frequency", "Stock Symbol"], "Stock Symbol", "B 'Symbol'", "E 'Stock Symbol'"),
+        (["Status", "Ticker", "Amount", "Frequency", "ID", "Log", "id"], "ID", "E 'ID'", "G 'id'"),
+        (["Log", "Status", "Symbol", "Amount", "Frequency", " LOG "], "Log", "A 'Log'", "F 'LOG'"),
+        (["Status", "Symbol", "Amount (USD)", "Frequency", "amount"], "Amount (USD)", "C 'Amount (USD)'", "E 'amount'"),
+        (["Frequency", "Status", "Symbol", "Amount"] + [""] * 24 + ["frequency"], "Frequency", "A 'Frequency'",
+         "AC 'frequency'"),
+    ],
+)
+def test_a_known_column_given_twice_is_a_plan_error_naming_both(header, name, first, second):
+    with pytest.raises(PlanError) as raised:
+        parse_plan(table(["Active", "AAPL", "10", "Weekly", "", "a1", "Inactive"], header=header))
+    message = str(raised.value)
+    assert f"the {name} column twice: column {first} and column {second}" in message
+
+
+def test_a_cell_over_the_size_limit_is_an_error_on_its_row_and_not_echoed():
+    huge = "x" * (MAX_CELL_CHARS + 1)
+    plan = parse_plan(table(
+        ["Active", "AAPL", "10", "Weekly", "", "a1", huge],
+        ["Active", "SPY", "100", "Daily", huge, "s1"],
+        ["Active", "QQQ", "100", "Daily", "", "q1"],
+        header=HEADER + ["Notes"],
+    ))
+    assert [r.symbol for r in plan.rows] == ["QQQ"]
+    assert [(i.row_number, i.is_error) for i in plan.issues] == [(2, True), (3, True)]
+    assert "column G holds 131,073 characters" in plan.issues[0].message
+    assert "column E holds" in plan.issues[1].message
+    assert all(len(i.message) < 300 for i in plan.issues)
+
+
+def test_a_cell_exactly_at_the_size_limit_is_fine():
+    plan = parse_plan(table(["Active", "AAPL", "10", "Weekly", "x" * MAX_CELL_CHARS, "a1"]))
+    assert plan.issues == [] and [r.symbol for r in plan.rows] == ["AAPL"]
+
+
+def test_problems_the_reader_found_in_a_rows_cells_make_it_an_error_on_that_row():
+    plan = parse_plan(
+        table(["Active", "AAPL", "10", "Weekly", "", "a1"], ["Active", "SPY", "100", "Daily", "", "s1"]),
+        cell_problems={2: ["column B has text after its closing quote"]},
+    )
+    assert [r.symbol for r in plan.rows] == ["AAPL"]
+    assert only_issue(plan, 3).message == "Row 3: column B has text after its closing quote"
+
+
+def test_a_header_only_gives_an_empty_plan():
     header_only = parse_plan([HEADER])
     assert (header_only.rows, header_only.issues, header_only.unidentified) == ([], [], [])
 
@@ -145,15 +208,16 @@ def test_log_text_is_kept_on_the_row():
         ("0.00", ["more than $0"]),
         ("-5", ["more than $0"]),
         ("$-5", ["more than $0"]),
-        ("abc", ["not a number"]),
+        ("abc", ["'abc' is not an amount"]),
         ("", ["empty"]),
-        ("1.234", ["fractions of a cent"]),
-        ("1e9", ["implausibly large"]),
+        ("1.234", ["3 decimals", "at most 2"]),
+        ("1e9", ["'1e9' is not an amount"]),
         ("1000000", ["implausibly large"]),
-        ("NaN", ["not a number"]),
-        ("Infinity", ["not a number"]),
-        ("-Infinity", ["not a number"]),
-        ("12 apples", ["not a number"]),
+        ("1,000,000", ["implausibly large"]),
+        ("NaN", ["not an amount"]),
+        ("Infinity", ["not an amount"]),
+        ("-Infinity", ["not an amount"]),
+        ("12 apples", ["not an amount"]),
     ],
 )
 def test_a_bad_amount_on_an_active_row_is_an_error_naming_the_row(amount, words):
@@ -171,6 +235,64 @@ def test_a_bad_amount_on_an_active_row_is_an_error_naming_the_row(amount, words)
     for word in words:
         assert word in issue.message
     assert (issue.row_id, issue.symbol) == ("s1", "SPY")
+
+
+@pytest.mark.parametrize(
+    "amount",
+    [
+        "10,5",  # a decimal comma: $10.50 to a European, $105 if the comma were dropped
+        "1,00",
+        "1,0000",
+        "10,00,000",  # Indian grouping: not groups of three
+        "1.000,00",  # a European one thousand
+        "1.000.000",
+        "1,000 000",  # two kinds of separator in one number
+        "0,500",
+        "1e3",
+        "1E3",
+        "1_000",
+        "\u0661\u0660",  # Arabic-Indic digits
+        "\uff11\uff10",  # full-width digits
+        "--5",
+        "+5",
+        "-$-5",
+        "$$5",
+        "5$",
+        "USD USD 5",
+        ".5",
+        "10.",
+        "1.5.5",
+        "0x10",
+        "=10*2",
+        "10 dollars",
+        "\u22125",  # a Unicode minus sign
+        "1.230",  # three decimals, even if the last is 0: 1.23 or one thousand two hundred thirty?
+    ],
+)
+def test_an_amount_that_is_not_unambiguous_is_an_error_quoting_it_and_showing_the_forms(amount):
+    plan = parse_plan(table(
+        ["Active", "AAPL", "10", "Weekly", "", "a1"],
+        ["Active", "SPY", amount, "Weekly", "", "s1"],
+    ))
+    assert [r.symbol for r in plan.rows] == ["AAPL"]
+    issue = only_issue(plan, 3)
+    assert issue.is_error and issue.message.startswith("Row 3: Amount (USD): ")
+    assert f"'{amount}'" in issue.message
+    assert "1000.50" in issue.message and "$1,000.50" in issue.message
+
+
+def test_a_huge_amount_cell_is_quoted_cut_short():
+    plan = parse_plan(table(["Active", "SPY", "9" * 100_000, "Weekly", "", "s1"]))
+    issue = only_issue(plan, 2)
+    assert "'" + "9" * 40 + "…'" in issue.message
+    assert len(issue.message) < 400
+
+
+def test_control_characters_in_a_quoted_cell_are_shown_escaped():
+    plan = parse_plan(table(["Active\x00", "SPY", "1\n0", "Weekly", "", "s1"]))
+    issue = only_issue(plan, 2)
+    assert "'Active\\x00'" in issue.message and "'1\\n0'" in issue.message
+    assert "\x00" not in issue.message and "\n" not in issue.message
 
 
 def test_an_astronomically_large_amount_is_a_row_error_not_a_crash():
@@ -325,10 +447,23 @@ def test_a_copied_row_with_the_same_id_flags_both_rows_and_neither_runs():
     ))
     assert [r.symbol for r in plan.rows] == ["SPY"]
     assert [(i.row_number, i.is_error, i.row_id) for i in plan.issues] == [(2, True, "dup1"), (4, True, "dup1")]
+    # Both rows' Log cells are written by ID, so they say the same, naming both rows.
+    assert plan.issues[0].message == plan.issues[1].message
+    assert plan.issues[0].message.startswith("Rows 2 and 4 have the same ID dup1")
+    assert "clear the ID" in plan.issues[0].message
+
+
+def test_a_copied_row_names_every_copy_and_an_invalid_copy_stops_the_valid_one():
+    plan = parse_plan(table(
+        ["Active", "AAPL", "10", "Weekly", "", "dup1"],
+        ["Active", "AAPL", "abc", "Weekly", "", "dup1"],
+        ["Active", "AAPL", "10", "Weekly", "", "dup1"],
+    ))
+    assert plan.rows == []
+    assert [(i.row_number, i.is_error) for i in plan.issues] == [(2, True), (3, True), (4, True)]
     for issue in plan.issues:
-        assert issue.message.startswith(f"Row {issue.row_number}:")
-        assert "dup1" in issue.message and "2, 4" in issue.message
-        assert "clear the ID" in issue.message
+        assert issue.message.startswith("Rows 2, 3 and 4 have the same ID dup1")
+    assert "row 3 also: Amount (USD): 'abc'" in plan.issues[1].message
 
 
 def test_a_duplicate_id_on_an_inactive_copy_is_a_warning_there_and_an_error_on_the_active_row():
@@ -448,3 +583,8 @@ def test_client_order_id_is_deterministic_per_row_and_date():
     assert client_order_id("r0a1b2c3d4e", date(2027, 5, 3)) == first
     assert client_order_id("r0a1b2c3d4e", date(2027, 5, 4)) != first
     assert client_order_id("other", date(2027, 5, 3)) != first
+
+
+@pytest.mark.parametrize("position, letters", [(0, "A"), (25, "Z"), (26, "AA"), (51, "AZ"), (52, "BA"), (701, "ZZ"), (702, "AAA")])
+def test_column_letters_are_the_spreadsheets(position, letters):
+    assert column_letter(position) == letters
