@@ -28,6 +28,7 @@ from dca.domain import (
 from dca.errors import BrokerError, BrokerUnavailable, OrderRejected, PlanError
 from dca.ledger import Execution, Ledger, today_in_new_york
 from dca.ports import Broker, BrokerOrder, Notifier, OrderRequest, PlanSource
+from dca import clock_guard
 from dca.delivery import deliver_outbox
 from dca.reporting import log_line
 from dca.schedule_rules import NEW_YORK, RowHistory, Schedule, scheduled_at
@@ -123,9 +124,11 @@ class Engine:
     def run(self, now: datetime, dry_run: bool = False) -> RunReport:
         if now.tzinfo is None:
             raise ValueError("now must be timezone-aware")
+        clock_guard.check_range(now)  # a time out of range poisons first-seen dates
         if dry_run:
             return _DryRun(self, now).execute()
         with self.ledger.run_lock():
+            clock_guard.check_not_earlier(now, self.ledger)  # under the lock: no run slips past
             return _Run(self, now).execute()
 
 

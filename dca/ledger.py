@@ -441,6 +441,13 @@ class Ledger:
                 "UPDATE runs SET finished_at=?, summary=? WHERE id=?", (_utcnow(), json.dumps(summary), run_id)
             )
 
+    def latest_run_at(self) -> datetime | None:
+        """The latest moment any recording run has run as of (the clock guard's base).
+        Compared as moments, not as text: `as_of` keeps the offset each run was given."""
+        with self._connect() as db:
+            stamps = [r[0] for r in db.execute("SELECT DISTINCT as_of FROM runs")]
+        return max((datetime.fromisoformat(s) for s in stamps), default=None)
+
     def last_run(self) -> dict | None:
         with self._connect() as db:
             r = db.execute("SELECT * FROM runs ORDER BY id DESC LIMIT 1").fetchone()
