@@ -210,6 +210,22 @@ def cmd_history(args, services: Services) -> int:
     return EXIT_OK
 
 
+def _open_export(path: Path):
+    """The --csv file, opened for writing, or a UsageError saying what is wrong with it."""
+    folder = path.parent
+    if path.is_dir():
+        problem = "it is a folder"
+    elif not folder.is_dir():
+        problem = f"the folder {folder} does not exist" if not folder.exists() else f"{folder} is not a folder"
+    else:
+        try:
+            return open(path, "w", newline="", encoding="utf-8")
+        except OSError as e:
+            problem = (e.strerror or str(e)).lower()
+    raise UsageError(f"--csv {path} cannot be written: {problem}; give a file in a folder that exists "
+                     "and you may write, or '-' for the screen")
+
+
 def cmd_orders(args, services: Services) -> int:
     broker = services.broker
     items = [o.as_dict() for o in broker.orders()]
@@ -314,6 +330,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CANNOT_RUN
     except BrokenPipeError:
         return EXIT_OK
+    except (OSError, sqlite3.Error) as error:
+        # The surroundings failed in a way no check foresaw: one line, not a traceback
+        # (-v logs the traceback). The folder, not the file: it may be a temp file.
+        logging.getLogger(__name__).info("unexpected error from the surroundings", exc_info=True)
+        where = getattr(error, "filename", None)
+        place = f" in {Path(where).parent}" if where else ""
+        what = getattr(error, "strerror", None) or str(error)
+        print(f"dca: error: could not read or write a file{place} ({what.lower()}); check that the data "
+              "folder (DCA_HOME) and the paths given exist and may be written", file=sys.stderr)
+        return EXIT_CANNOT_RUN
 
 
 if __name__ == "__main__":

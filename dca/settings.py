@@ -260,6 +260,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"config file {path} is not UTF-8 text; save it as UTF-8") from None
+    except OSError as e:  # a folder, or no permission to read it
+        raise ConfigError(f"config file {path} cannot be read ({(e.strerror or str(e)).lower()}); "
+                          "point --config or $DCA_CONFIG at a readable dca.toml") from None
     flat: dict[str, Any] = {}
     for section, table in data.items():
         if not isinstance(table, dict):
