@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import stat
 from pathlib import Path
 
@@ -265,3 +266,19 @@ def test_what_no_check_foresaw_is_still_one_sentence_naming_the_folder(capsys, t
     code, out, err = dca(capsys, "run", "--now", "2026-12-01T09:00")
     assert code == 2 and out == ""
     assert_one_sentence(err, f"could not read or write a file in {home} (is a directory)", "DCA_HOME")
+
+
+# -- unknown variables ------------------------------------------------------------------
+
+
+def test_a_misspelt_variable_is_warned_about_at_start_of_the_command(tmp_path):
+    import subprocess
+    import sys
+
+    env = {**os.environ, "DCA_HOME": str(tmp_path / "home"), "DCA_MAX_ORDER": "s3cr3t-looking-value"}
+    done = subprocess.run([sys.executable, "-m", "dca.cli", "plan"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0
+    assert "DCA_MAX_ORDER (in the environment or .env) is not a dca setting and is ignored; " \
+           "did you mean DCA_MAX_ORDER_USD?" in done.stderr
+    assert "s3cr3t" not in done.stderr + done.stdout
