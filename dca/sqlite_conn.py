@@ -21,13 +21,14 @@ _memory_names = itertools.count()
 
 
 def is_writable(path: Path) -> bool:
-    """Whether `path` (a file or folder that exists) may be written. Honours the owner's
-    write bit even for root, who could write anyway: someone who removed it meant it."""
+    """Whether `path` (a file or folder that exists) may be written. For root, who may
+    write anyway, a path with no write bit at all is read-only: someone who removed them
+    all (`chmod a-w`) meant it."""
     try:
         mode = path.stat().st_mode
     except OSError:
         return False
-    return bool(mode & stat.S_IWUSR) and os.access(path, os.W_OK)
+    return bool(mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)) and os.access(path, os.W_OK)
 
 
 def read_only_reason(path: Path) -> str | None:

@@ -282,3 +282,16 @@ def test_a_misspelt_variable_is_warned_about_at_start_of_the_command(tmp_path):
     assert "DCA_MAX_ORDER (in the environment or .env) is not a dca setting and is ignored; " \
            "did you mean DCA_MAX_ORDER_USD?" in done.stderr
     assert "s3cr3t" not in done.stderr + done.stdout
+
+
+@pytest.mark.parametrize("mode,writable", [(0o555, False), (0o575, True), (0o755, True), (0o1777, True)])
+def test_a_folder_is_read_only_when_it_has_no_write_bit_at_all_even_for_root(tmp_path, mode, writable):
+    from dca.sqlite_conn import is_writable
+
+    folder = tmp_path / "f"
+    folder.mkdir()
+    folder.chmod(mode)
+    try:
+        assert is_writable(folder) is writable
+    finally:
+        folder.chmod(0o755)

@@ -54,6 +54,7 @@ def history(capsys, paths) -> list[dict]:
     "9999-12-31T23:59", "0001-01-01T00:00", "1900-01-01T09:00", "1999-12-31T23:59",
     "2036-12-02T09:00",  # a day beyond ten years from the real clock
     "2037-01-01T09:00-05:00",
+    "9999-12-31T23:59:59.999999-23:59", "0001-01-01T00:00+23:59",  # the very edges of datetime
 ])
 @pytest.mark.parametrize("mode", [[], ["--dry-run"], ["--json"]])
 def test_a_now_outside_the_range_is_refused_in_every_mode(capsys, paths, now, mode):
