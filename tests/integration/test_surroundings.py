@@ -3,8 +3,9 @@ path that cannot be written. Each gives exit 2 and one sentence saying what is w
 what to do, never a traceback or a temp file's name; a read-only data folder still
 serves every command that only looks.
 
-Tests run as root, which ignores permission bits; dca honours the owner's write bit
-itself (dca.sqlite_conn.is_writable), so `chmod a-w` is what these tests use. The same
+Tests run as root, which ignores permission bits; dca itself treats a path with no write
+bit at all as read-only (dca.sqlite_conn.is_writable), so `chmod a-w` is what these tests
+use. The same
 commands were also tried as an unprivileged user on a really read-only folder."""
 
 from __future__ import annotations
