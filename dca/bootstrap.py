@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from dataclasses import dataclass
+from pathlib import Path
 
 from dca.engine import Checkpoint, Engine, RunOptions
+from dca.errors import ConfigError
 from dca.ledger import Ledger
 from dca.ports import Broker, Notifier, PlanSource
 from dca.schedule_rules import Schedule
 from dca.settings import Settings
+from dca.sqlite_conn import is_writable
 
 logger = logging.getLogger(__name__)
 
@@ -25,12 +29,59 @@ class Services:
     engine: Engine
 
 
+def _where(settings: Settings, name: str) -> str:
+    """Which setting to change, as the person set it (a path derived from home: DCA_HOME)."""
+    source = settings.sources.get(name)
+    flag = {"plan_path": "--plan", "db_path": "--db"}.get(name)
+    if source == "command line" and flag:
+        return flag
+    return source.lstrip("$") if source else "DCA_HOME"
+
+
+def ensure_folder(folder: Path, setting: str) -> None:
+    """Create a data folder if missing, or raise ConfigError in one sentence saying
+    what is wrong and what to do (never an OSError, whose text may name a temp file)."""
+    fix = f"set {setting} to a folder you can write (it is created if missing)"
+    if folder.is_dir():
+        return
+    # The nearest part of the path that exists: a file there, or a read-only folder,
+    # means the folder cannot be made. Checked by us, as root ignores permission bits.
+    existing = next((p for p in folder.parents if p.exists()), None)
+    if folder.exists() or (existing is not None and not existing.is_dir()):
+        raise ConfigError(f"data folder {folder} cannot be used: {existing if not folder.exists() else folder} "
+                          f"is a file, not a folder; {fix}")
+    if existing is not None and not is_writable(existing):
+        raise ConfigError(f"data folder {folder} cannot be created: {existing} is read-only; {fix}")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"data folder {folder} cannot be created ({(e.strerror or str(e)).lower()}); {fix}") from e
+
+
+def prepare_folders(settings: Settings) -> None:
+    """Every folder the embedded default writes to, before anything opens a file there."""
+    names = ("db_path", "sim_book_path", "notify_file") + (("plan_path",) if settings.default_plan else ())
+    for name in names:
+        path = getattr(settings, name)
+        if path is not None:
+            ensure_folder(path.parent, _where(settings, name))
+
+
 def build_plan_source(settings: Settings) -> PlanSource:
     from dca.plans.csv_file import CsvPlanSource, write_example_plan
 
-    if settings.default_plan:
+    if settings.default_plan and not settings.plan_path.exists():
         # First start: give people a plan to look at rather than an error.
-        write_example_plan(settings.plan_path)
+        if not is_writable(settings.plan_path.parent):
+            raise ConfigError(
+                f"there is no plan at {settings.plan_path} and its folder is read-only, so the example "
+                f"plan cannot be created; make {settings.plan_path.parent} writable, set DCA_HOME to a folder "
+                "you can write, or point DCA_PLAN or --plan at your plan")
+        try:
+            write_example_plan(settings.plan_path)
+        except OSError as e:
+            raise ConfigError(f"the example plan {settings.plan_path} cannot be created "
+                              f"({(e.strerror or str(e)).lower()}); set DCA_HOME to a folder you can write") from e
     return CsvPlanSource(settings.plan_path)
 
 
@@ -47,7 +98,11 @@ def build_broker(settings: Settings) -> Broker:
         from dca.brokers.simulated import RealisticWorld, SimulatedBroker
 
         world = RealisticWorld() if settings.sim_realistic else None
-        return SimulatedBroker(settings.sim_book_path, settings.sim_fractional, settings.sim_faults, world)
+        try:
+            return SimulatedBroker(settings.sim_book_path, settings.sim_fractional, settings.sim_faults, world)
+        except sqlite3.Error as e:
+            raise ConfigError(f"the simulated broker's order book {settings.sim_book_path} cannot be opened ({e}); "
+                              f"point {_where(settings, 'sim_book_path')} at a file in a folder you can write") from e
     raise AssertionError(f"settings allowed an unknown broker {settings.broker!r}")  # _broker() validates
 
 
@@ -68,6 +123,7 @@ def run_options(settings: Settings) -> RunOptions:
 
 
 def build(settings: Settings, checkpoint: Checkpoint | None = None) -> Services:
+    prepare_folders(settings)
     plan_source = build_plan_source(settings)
     broker = build_broker(settings)
     logger.info("settings in effect: %s", settings.describe())  # describe() masks secrets

@@ -10,11 +10,13 @@ import argparse
 import csv
 import json
 import logging
+import sqlite3
 import sys
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from dca import clock_guard
 from dca.bootstrap import Services, build
 from dca.domain import ParsedPlan
 from dca.errors import DcaError
@@ -31,12 +33,39 @@ class UsageError(DcaError):
 
 
 def parse_now(text: str) -> datetime:
-    """ISO 8601; a time without an offset is New York time."""
+    """ISO 8601; a time without an offset is New York time. A New York wall-clock time
+    that the change to or from daylight saving time skips or repeats is refused, rather
+    than guessed: the person gives an offset, which says exactly which moment they mean."""
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
         raise UsageError(f"--now '{text}' is not an ISO 8601 time like 2026-12-01T09:00 or 2026-12-01T09:00-05:00") from None
-    return value.replace(tzinfo=NEW_YORK) if value.tzinfo is None else value
+    if value.tzinfo is not None:
+        return value
+    first, second = value.replace(tzinfo=NEW_YORK, fold=0), value.replace(tzinfo=NEW_YORK, fold=1)
+    try:
+        offsets = first.utcoffset(), second.utcoffset()
+        back = first.astimezone(timezone.utc).astimezone(NEW_YORK).replace(tzinfo=None)
+    except (OverflowError, ValueError):  # the edges of year 1 and 9999: the range check refuses them
+        return first
+    if offsets[0] == offsets[1]:
+        return first
+    stamp = f"{value:%Y-%m-%dT%H:%M}"
+    if back != value:
+        raise UsageError(
+            f"--now {text} does not exist in New York: the clocks jump forward an hour that night "
+            f"(from {first:%Z} to {second:%Z}); give a time that exists, e.g. {value + timedelta(hours=1):%Y-%m-%dT%H:%M}, "
+            f"or an explicit offset, e.g. {stamp}{_offset(first)}")
+    raise UsageError(
+        f"--now {text} happens twice in New York: the clocks go back an hour that night; give an explicit "
+        f"offset, {stamp}{_offset(first)} for the first ({first:%Z}) or {stamp}{_offset(second)} for the "
+        f"second ({second:%Z})")
+
+
+def _offset(moment: datetime) -> str:
+    minutes = int(moment.utcoffset().total_seconds() // 60)
+    sign = "-" if minutes < 0 else "+"
+    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
 def parse_day(text: str, flag: str) -> date:
@@ -120,6 +149,10 @@ def cmd_calendar(args, services: Services) -> int:
 
 def cmd_run(args, services: Services) -> int:
     now = parse_now(args.now) if args.now else datetime.now(NEW_YORK)
+    if args.now and not args.dry_run:
+        clock_guard.check_range(now)  # so a time out of range is not first met with a warning
+        if (warning := clock_guard.ahead_warning(now)) is not None:
+            print(f"dca: warning: {warning}", file=sys.stderr)
     report = services.engine.run(now, dry_run=args.dry_run)
     payload = report.as_dict()
 
@@ -153,7 +186,7 @@ def cmd_run(args, services: Services) -> int:
 def cmd_history(args, services: Services) -> int:
     items = [e.as_dict() for e in services.ledger.history(args.limit)]
     if args.csv:
-        out = sys.stdout if args.csv == "-" else open(args.csv, "w", newline="", encoding="utf-8")
+        out = sys.stdout if args.csv == "-" else _open_export(Path(args.csv))
         try:
             columns = list(items[0]) if items else ["row_id", "symbol", "scheduled_at", "status"]
             writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
@@ -175,6 +208,22 @@ def cmd_history(args, services: Services) -> int:
 
     emit(args, items, human)
     return EXIT_OK
+
+
+def _open_export(path: Path):
+    """The --csv file, opened for writing, or a UsageError saying what is wrong with it."""
+    folder = path.parent
+    if path.is_dir():
+        problem = "it is a folder"
+    elif not folder.is_dir():
+        problem = f"the folder {folder} does not exist" if not folder.exists() else f"{folder} is not a folder"
+    else:
+        try:
+            return open(path, "w", newline="", encoding="utf-8")
+        except OSError as e:
+            problem = (e.strerror or str(e)).lower()
+    raise UsageError(f"--csv {path} cannot be written: {problem}; give a file in a folder that exists "
+                     "and you may write, or '-' for the screen")
 
 
 def cmd_orders(args, services: Services) -> int:
@@ -296,6 +345,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CANNOT_RUN
     except BrokenPipeError:
         return EXIT_OK
+    except (OSError, sqlite3.Error) as error:
+        # The surroundings failed in a way no check foresaw: one line, not a traceback
+        # (-v logs the traceback). The folder, not the file: it may be a temp file.
+        logging.getLogger(__name__).info("unexpected error from the surroundings", exc_info=True)
+        where = getattr(error, "filename", None)
+        place = f" in {Path(where).parent}" if where else ""
+        what = getattr(error, "strerror", None) or str(error)
+        print(f"dca: error: could not read or write a file{place} ({what.lower()}); check that the data "
+              "folder (DCA_HOME) and the paths given exist and may be written", file=sys.stderr)
+        return EXIT_CANNOT_RUN
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ from dca.ports import (
     PlanSource,
     Quote,
 )
+from dca import clock_guard
 from dca.reporting import log_line
 from dca.schedule_rules import NEW_YORK, RowHistory, Schedule, scheduled_at
 
@@ -141,9 +142,11 @@ class Engine:
     def run(self, now: datetime, dry_run: bool = False) -> RunReport:
         if now.tzinfo is None:
             raise ValueError("now must be timezone-aware")
+        clock_guard.check_range(now)  # a time out of range poisons first-seen dates
         if dry_run:
             return _DryRun(self, now).execute()
         with self.ledger.run_lock():
+            clock_guard.check_not_earlier(now, self.ledger)  # under the lock: no run slips past
             return _Run(self, now).execute()
 
 

@@ -120,6 +120,10 @@ class LedgerError(DcaError):
     """The ledger file cannot be used; nothing was run."""
 
 
+class LedgerReadOnly(LedgerError):
+    """The ledger can be read but not written (read-only file or folder); nothing ran."""
+
+
 class LedgerBusy(DcaError):
     """Another run holds the lock for longer than we were willing to wait."""
 
@@ -192,8 +196,9 @@ class Ledger:
     def __post_init__(self):
         # Resolved, so one ledger reached through a symlink or `..` has one lock, not two.
         self.path = Path(os.path.realpath(self.path))
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._connections = ThreadConnections(self.path)
+        if not self.read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             with self._connect() as db:
                 version = db.execute("PRAGMA user_version").fetchone()[0]
@@ -204,11 +209,16 @@ class Ledger:
                     )
                 columns = {r[1] for r in db.execute("PRAGMA table_info(executions)")}
                 if columns and "added" not in columns:
+                    if self.read_only:
+                        raise LedgerError(
+                            f"ledger {self.path} was written by an older version of dca and must be upgraded "
+                            "once, which needs its folder to be writable; make it writable and run any dca command")
                     with self._write() as migrating:
                         for statement in _MIGRATIONS_2:
                             migrating.execute(statement)
-                db.executescript(SCHEMA)
-                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                if not self.read_only or not self.path.exists():  # an empty one in memory
+                    db.executescript(SCHEMA)
+                    db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except sqlite3.DatabaseError as e:
             self.close()
             raise LedgerError(f"ledger {self.path} cannot be opened as a SQLite database ({e}); "
@@ -223,12 +233,26 @@ class Ledger:
     def close(self) -> None:
         self._connections.close()
 
+    @property
+    def read_only(self) -> bool:
+        """Opened read-only (see dca.sqlite_conn): everything can be read, nothing recorded."""
+        return self._connections.read_only
+
+    def _refuse_if_read_only(self) -> None:
+        if self.read_only:
+            raise LedgerReadOnly(
+                f"cannot record anything in ledger {self.path}: {self._connections.read_only_reason}; "
+                f"make it writable (chmod u+w {self.path.parent}) or set DCA_HOME or --db to a folder you "
+                "can write (plan, history, orders, status and calendar still work as it is)"
+            )
+
     @contextlib.contextmanager
     def _write(self, durable: bool = False) -> Iterator[sqlite3.Connection]:
         """A write transaction. `durable` ones are fsynced before COMMIT returns, so they
         survive a power cut: intents and attempts, which must be on disk before the broker
         hears of an order. Other writes survive a process crash (WAL); if a power cut
         loses one, what it said is recovered from the broker via the durable intent."""
+        self._refuse_if_read_only()
         with self._connect() as db:
             db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
             db.execute("BEGIN IMMEDIATE")
@@ -245,6 +269,7 @@ class Ledger:
     @contextlib.contextmanager
     def run_lock(self, timeout: float | None = None) -> Iterator[None]:
         """The one-run-at-a-time lock shared by every face that uses this ledger."""
+        self._refuse_if_read_only()  # before the lock file, which a read-only folder cannot hold
         lock = FileLock(str(self.path) + ".lock", is_singleton=False)
         wait = self.lock_timeout if timeout is None else timeout
         try:
@@ -471,6 +496,13 @@ class Ledger:
             db.execute(
                 "UPDATE runs SET finished_at=?, summary=? WHERE id=?", (_utcnow(), json.dumps(summary), run_id)
             )
+
+    def latest_run_at(self) -> datetime | None:
+        """The latest moment any recording run has run as of (the clock guard's base).
+        Compared as moments, not as text: `as_of` keeps the offset each run was given."""
+        with self._connect() as db:
+            stamps = [r[0] for r in db.execute("SELECT DISTINCT as_of FROM runs")]
+        return max((datetime.fromisoformat(s) for s in stamps), default=None)
 
     def last_run(self) -> dict | None:
         with self._connect() as db:

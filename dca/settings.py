@@ -8,6 +8,8 @@ a git-ignored `.env`, never from dca.toml, and never printed.
 
 from __future__ import annotations
 
+import difflib
+import logging
 import os
 import re
 import tomllib
@@ -19,6 +21,8 @@ from typing import Any, Callable, Mapping
 
 from dca.brokers.simulated import FAULTS
 from dca.errors import ConfigError
+
+logger = logging.getLogger(__name__)
 
 
 def default_home(env: Mapping[str, str] | None = None) -> Path:
@@ -217,6 +221,23 @@ def read_dotenv(path: Path) -> dict[str, str]:
     return values
 
 
+KNOWN_VARIABLES = frozenset({"DCA_CONFIG", *(env_key for _, env_key, _ in _KEYS.values())})
+
+
+def unknown_variable_warnings(env: Mapping[str, str]) -> list[str]:
+    """One warning per `DCA_…` variable this version does not read, naming the known one
+    it is close to (a typo would otherwise be ignored without a word). Only names are
+    shown, never values: the variable may hold a secret."""
+    warnings = []
+    for name in sorted(k for k in env if k.startswith("DCA_") and k not in KNOWN_VARIABLES):
+        known = sorted(KNOWN_VARIABLES)
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.75) or [
+            k for k in known if k.startswith(name + "_") or name.startswith(k + "_")][:1]
+        hint = f"did you mean {close[0]}?" if close else "see README's configuration table for the known ones"
+        warnings.append(f"{name} (in the environment or .env) is not a dca setting and is ignored; {hint}")
+    return warnings
+
+
 def load_settings(
     config: Path | str | None = None,
     environ: Mapping[str, str] | None = None,
@@ -227,6 +248,8 @@ def load_settings(
     env = dict(read_dotenv(dotenv)) if dotenv else {}
     env.update(os.environ if environ is None else environ)  # the real environment wins over .env
     config_path = config or env.get("DCA_CONFIG")
+    for warning in unknown_variable_warnings(env):
+        logger.warning("%s", warning)
     file_values: dict[str, Any] = {}
     if config_path:
         file_values = _read_toml(Path(config_path))
@@ -274,6 +297,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"config file {path} is not UTF-8 text; save it as UTF-8") from None
+    except OSError as e:  # a folder, or no permission to read it
+        raise ConfigError(f"config file {path} cannot be read ({(e.strerror or str(e)).lower()}); "
+                          "point --config or $DCA_CONFIG at a readable dca.toml") from None
     flat: dict[str, Any] = {}
     for section, table in data.items():
         if not isinstance(table, dict):

@@ -423,3 +423,45 @@ def test_describe_is_plain_printable_data(home):
     for value in described.values():
         assert value is None or isinstance(value, (str, int, float, bool, dict))
     assert described["sim_faults"] == {"AAPL": "reject"}
+
+
+# -- unknown variables ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name,known", [
+    ("DCA_MAX_ORDER", "DCA_MAX_ORDER_USD"),
+    ("DCA_MAXDAILY_USD", "DCA_MAX_DAILY_USD"),
+    ("DCA_RUNTIME", "DCA_RUN_TIME"),
+    ("DCA_GRACE", "DCA_GRACE_MINUTES"),  # a known name's beginning
+    ("DCA_DB_PATH", "DCA_DB"),
+    ("DCA_HOMEDIR", "DCA_HOME"),
+])
+def test_an_unknown_variable_close_to_a_known_one_is_warned_about_with_the_match(caplog, home, name, known):
+    s = load_settings(environ={"DCA_HOME": str(home), name: "7"}, dotenv=None)
+    assert s.max_order_usd == Decimal("5000")  # ignored, as the warning says
+    [record] = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert f"{name} (in the environment or .env) is not a dca setting and is ignored; did you mean {known}?" \
+        == record.getMessage()
+
+
+def test_an_unknown_variable_with_no_close_match_is_warned_about_too(caplog, home):
+    load_settings(environ={"DCA_HOME": str(home), "DCA_COLOUR": "blue"}, dotenv=None)
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        "DCA_COLOUR (in the environment or .env) is not a dca setting and is ignored; "
+        "see README's configuration table for the known ones"]
+
+
+def test_a_misspelt_variable_in_dotenv_is_warned_about_and_its_value_never_shown(caplog, tmp_path, home):
+    dotenv = write(tmp_path / ".env", f"DCA_DISCORD_WEBHOOK={WEBHOOK}\n")
+    load_settings(environ={"DCA_HOME": str(home)}, dotenv=dotenv)
+    shown = " ".join(r.getMessage() for r in caplog.records)
+    assert "DCA_DISCORD_WEBHOOK" in shown
+    assert "s3cr3t" not in shown and "discord.com" not in shown
+
+
+def test_known_variables_and_other_programs_variables_are_not_warned_about(caplog, tmp_path, home):
+    config = write(tmp_path / "dca.toml", "")
+    env = {"DCA_HOME": str(home), "DCA_CONFIG": str(config), "DCA_MAX_ORDER_USD": "100", "DCAX": "1",
+           "PATH": "/bin", "XDG_DATA_HOME": str(tmp_path)}
+    load_settings(environ=env, dotenv=None)
+    assert [r for r in caplog.records if r.levelname == "WARNING"] == []
