@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import subprocess
 import sys
 from importlib.metadata import entry_points
@@ -145,7 +146,8 @@ def test_status_shows_configuration_and_next_executions(capsys, plan_file, tmp_p
 
 def test_the_module_runs_as_a_program(tmp_path):
     result = subprocess.run([sys.executable, "-m", "dca.cli", "plan", "--json"], cwd=REPO, capture_output=True,
-                            text=True, env={"DCA_HOME": str(tmp_path / "h"), "PATH": "/usr/bin:/bin"})
+                            text=True, env={"DCA_HOME": str(tmp_path / "h"), "PATH": "/usr/bin:/bin",
+                                                                 "XDG_CACHE_HOME": os.environ["XDG_CACHE_HOME"]})
     assert result.returncode == 0, result.stderr
     assert len(json.loads(result.stdout)["rows"]) == 4
 
