@@ -191,3 +191,17 @@ def test_upcoming_leaves_out_what_filled_and_shows_a_due_catch_up_as_due_now(tmp
     [recorded] = at.dataframe[1:]
     assert list(zip(recorded.value["Stock Symbol"], recorded.value["State"])) == [("VTI", "filled")]
 
+
+def test_services_are_built_once_per_process_not_on_every_rerun(monkeypatch):
+    import dca.panel.frame as frame
+
+    builds = []
+    real_build = frame.build
+    monkeypatch.setattr(frame, "build", lambda settings: builds.append(settings) or real_build(settings))
+    at = start()
+    at.run()
+    at.switch_page("pages/upcoming.py").run()
+    at.run()
+    assert not at.exception
+    assert len(builds) == 1
+    assert any(BANNER in w for w in texts(at.warning))  # the frame is still drawn every time
