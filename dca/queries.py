@@ -21,6 +21,7 @@ prices and is the dry run's to say; this answer is about what is due, at the row
 from __future__ import annotations
 
 import enum
+import json
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -131,6 +132,33 @@ class Outlook:
                 text = texts[item.scheduled_at] = item.scheduled_at.isoformat()
             result.append(item.as_dict(text))
         return result
+
+
+    def as_json(self) -> str:
+        """The items as a JSON array, one object per line: the objects of `as_dicts`,
+        pieced together from parts each encoded once by `json.dumps` (a row's fields, a
+        time, a state), since encoding each of a 1,000-row year's 250k items on its own
+        takes seconds. Every byte still comes out of the JSON encoder, so it stays valid."""
+        heads: dict[tuple, str] = {}
+        times: dict[datetime, str] = {}
+        tails: dict[tuple, str] = {}
+        lines = []
+        for item in self.items:
+            key = (item.row_id, item.row_number, item.symbol, item.amount_usd, item.frequency)
+            head = heads.get(key)
+            if head is None:
+                fields = dict(zip(("row_id", "row", "symbol", "amount_usd", "frequency"), key))
+                head = heads[key] = json.dumps(fields)[:-1]  # without the closing brace
+            at = times.get(item.scheduled_at)
+            if at is None:
+                at = times[item.scheduled_at] = json.dumps(item.scheduled_at.isoformat())
+            state = (item.state, item.late, item.outcome)
+            tail = tails.get(state)
+            if tail is None:
+                tail = tails[state] = json.dumps({"state": str(item.state), "late": item.late,
+                                                  "outcome": item.outcome})[1:]  # without the opening one
+            lines.append(f'{head}, "scheduled_at": {at}, {tail}')
+        return "[\n" + ",\n".join(lines) + "\n]" if lines else "[]"
 
 
 def next_executions(

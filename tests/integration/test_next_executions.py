@@ -17,7 +17,7 @@ import time_machine
 
 from dca.cli import main
 from dca.domain import Outcome
-from dca.queries import State, next_executions
+from dca.queries import NextExecution, Outlook, State, next_executions
 from tests.conftest import HEADER, ny
 
 # 10:20 in New York on Tuesday 2026-12-01, the first trading day of December.
@@ -212,3 +212,16 @@ def test_agrees_with_the_dry_run_at_any_moment(make_rig, now):
     rig = make_rig(PLAN)
     rig.run(ny(2027, 2, 26, 9, 0, 30))  # a Friday: QQQ, and VOO/IWM first seen
     assert_agrees_with_the_dry_run(rig, now)
+
+
+def test_the_json_of_a_large_calendar_is_the_same_objects_one_per_line(make_rig):
+    rig = make_rig(PLAN)
+    rig.run(ny(2027, 3, 1, 9, 0, 30))
+    outlook = outlook_of(rig, ny(2027, 3, 3, 11, 0))
+    outlook.items.append(NextExecution('q"\\\u00e9\n', 9, "BRK.B", "1.00", "Daily", ny(2027, 3, 5, 9, 0),
+                                       State.DONE, True, "filled"))
+    text = outlook.as_json()
+    assert json.loads(text) == outlook.as_dicts()
+    assert len(text.splitlines()) == len(outlook.items) + 2  # "[", one line per item, "]"
+    assert {i["state"] for i in json.loads(text)} == {"done", "missed", "due", "scheduled"}
+    assert Outlook(outlook.now, outlook.start, outlook.end).as_json() == "[]"
