@@ -119,3 +119,12 @@ def test_quick_commands_import_neither_pandas_nor_exchange_calendars(tmp_path):
     second = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True)
     assert second.returncode == 0, second.stderr
     assert "HEAVY []" in second.stderr
+
+
+def test_the_cache_lives_in_xdg_cache_home_or_the_home_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert tc.default_cache_dir() == tmp_path / "xdg" / "dca"
+    for unusable in ("", "relative/cache"):  # the XDG spec ignores a relative path
+        monkeypatch.setenv("XDG_CACHE_HOME", unusable)
+        assert tc.default_cache_dir() == tmp_path / ".cache" / "dca"
