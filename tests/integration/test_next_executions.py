@@ -18,7 +18,7 @@ import time_machine
 from dca.cli import main
 from dca.domain import Outcome
 from dca.queries import NextExecution, Outlook, State, next_executions
-from tests.conftest import HEADER, ny
+from tests.conftest import ny
 
 # 10:20 in New York on Tuesday 2026-12-01, the first trading day of December.
 AFTER_THE_RUN_TIME = "2026-12-01 15:20:00+00:00"
@@ -172,7 +172,8 @@ def test_too_late_for_max_lateness_is_missed_not_due(make_rig):
 def test_a_row_without_an_id_yet_is_due_as_the_dry_run_would_buy_it(make_rig):
     rig = make_rig("Active,QQQ,50,Daily,,\nActive,VOO,200,Weekly,,v1\n")
     outlook = assert_agrees_with_the_dry_run(rig, ny(2027, 3, 1, 12, 0))
-    assert [(i.row_id, i.symbol, i.state) for i in outlook.items[:2]] == [(None, "QQQ", State.DUE), ("v1", "VOO", State.DUE)]
+    assert [(i.row_id, i.symbol, i.state) for i in outlook.items[:2]] == [
+        (None, "QQQ", State.DUE), ("v1", "VOO", State.DUE)]
 
 
 def test_nothing_is_promised_that_a_ledger_from_a_later_now_will_refuse(make_rig):
