@@ -90,7 +90,8 @@ class NextExecution:
 @dataclass
 class Outlook:
     """The executions of the Active, valid rows from `start` to `end`, as of `now`, by
-    time then row; due ones are included whenever today is in the range."""
+    time then row. Due ones happen now: they are in it when today is in the range,
+    whatever their scheduled date (a catch-up from an earlier day)."""
 
     now: datetime
     start: date
@@ -195,7 +196,7 @@ def next_executions(
         for day in decision.missed:
             if start <= day <= end:
                 now_items.append(_item(row, day, schedule, State.MISSED))
-        if decision.candidate is not None and (today_in_range or start <= decision.candidate <= end):
+        if decision.candidate is not None and today_in_range:  # it happens now, today
             if decision.candidate_too_late:
                 now_items.append(_item(row, decision.candidate, schedule, State.MISSED))
             else:

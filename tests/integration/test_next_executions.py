@@ -226,3 +226,14 @@ def test_the_json_of_a_large_calendar_is_the_same_objects_one_per_line(make_rig)
     assert len(text.splitlines()) == len(outlook.items) + 2  # "[", one line per item, "]"
     assert {i["state"] for i in json.loads(text)} == {"done", "missed", "due", "scheduled"}
     assert Outlook(outlook.now, outlook.start, outlook.end).as_json() == "[]"
+
+
+def test_a_due_catch_up_belongs_to_today_not_to_its_scheduled_day(make_rig):
+    rig = make_rig("Active,IWM,300,Monthly,,i1\n")
+    rig.run(ny(2027, 2, 26, 9, 0, 30))  # IWM first seen; its next is Monday 03-01
+    wednesday = ny(2027, 3, 3, 11, 0)  # nothing ran since: 03-01 is a catch-up, due now
+    today_on = outlook_of(rig, wednesday, date(2027, 3, 3), date(2027, 3, 31))
+    assert [(i.scheduled_at.date(), i.state, i.late) for i in today_on.items] == [(date(2027, 3, 1), State.DUE, True)]
+    assert today_on.per_day() == {date(2027, 3, 3): Decimal("300.00")}
+    past = outlook_of(rig, wednesday, date(2027, 3, 1), date(2027, 3, 2))
+    assert past.items == [] and past.total == 0  # it is not bought on 03-01 any more
