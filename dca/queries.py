@@ -66,6 +66,8 @@ class NextExecution:
     def label(self) -> str:
         """How a person reads the state: 'filled', 'due now (late)', 'scheduled'."""
         if self.state is State.DONE:
+            if self.outcome == "pending":
+                return "in doubt (pending): settled with the broker at the next run"
             return f"{self.outcome} (late)" if self.late and self.outcome != "missed" else str(self.outcome)
         if self.state is State.DUE:
             return "due now (late)" if self.late else "due now"

@@ -237,3 +237,15 @@ def test_a_due_catch_up_belongs_to_today_not_to_its_scheduled_day(make_rig):
     assert today_on.per_day() == {date(2027, 3, 3): Decimal("300.00")}
     past = outlook_of(rig, wednesday, date(2027, 3, 1), date(2027, 3, 2))
     assert past.items == [] and past.total == 0  # it is not bought on 03-01 any more
+
+
+def test_an_order_in_doubt_is_done_as_pending_and_not_due_again(make_rig):
+    rig = make_rig("Active,QQQ,50,Daily,,q1\n", fractional=True)
+    monday = ny(2027, 3, 1, 9, 0, 30)
+    rig.run(monday)
+    [execution] = rig.ledger.history()
+    rig.ledger.update(execution.evolve(status=Outcome.PENDING, message="in doubt"))  # as after a crash
+    outlook = assert_agrees_with_the_dry_run(rig, monday + timedelta(minutes=1))
+    [done] = outlook.done()
+    assert (done.outcome, done.label) == ("pending", "in doubt (pending): settled with the broker at the next run")
+    assert by_state(outlook, State.DUE) == []
