@@ -18,9 +18,9 @@ from typing import Any, Callable, Sequence
 
 from dca import clock_guard
 from dca.bootstrap import Services, build
-from dca.domain import ParsedPlan
+from dca.domain import ParsedPlan, format_money
 from dca.errors import DcaError
-from dca.queries import upcoming
+from dca.queries import next_executions
 from dca.schedule_rules import NEW_YORK
 from dca.settings import load_settings
 
@@ -129,7 +129,8 @@ def cmd_plan(args, services: Services) -> int:
 
 
 def cmd_calendar(args, services: Services) -> int:
-    today = datetime.now(NEW_YORK).date()
+    now = datetime.now(NEW_YORK)
+    today = now.date()
     start = parse_day(args.start, "--start") if args.start else today
     end = parse_day(args.end, "--end") if args.end else start + timedelta(days=30)
     if end < start:
@@ -137,11 +138,16 @@ def cmd_calendar(args, services: Services) -> int:
     if (end - start).days > 3660:
         raise UsageError("the range is longer than ten years; choose a shorter one")
     plan = services.plan_source.load()
-    items = [u.as_dict() for u in upcoming(plan, services.schedule, start, end)]
+    outlook = next_executions(plan, services.schedule, services.ledger, now, start, end, services.engine.options)
     if args.json:
-        print(json.dumps(items, indent=2))
+        print(outlook.as_json())  # one item per line; a year of 1,000 rows is 250k items
     else:
-        print(table(items, ["scheduled_at", "symbol", "amount_usd", "frequency", "row", "row_id"]))
+        items = outlook.as_dicts()
+        for row, item in zip(items, outlook.items):
+            row["state"] = item.label
+        print(table(items, ["scheduled_at", "symbol", "amount_usd", "frequency", "row", "state", "row_id"]))
+        coming = outlook.to_come()
+        print(f"Still to come from {start} to {end}: {len(coming)} executions, {format_money(outlook.total)}")
     if plan.errors:
         print(issues_text(plan), file=sys.stderr)
     return plan_exit(plan)
@@ -256,12 +262,19 @@ def cmd_status(args, services: Services) -> int:
     code = EXIT_OK
     try:
         plan = services.plan_source.load()
-        ahead = upcoming(plan, services.schedule, now.date(), now.date() + timedelta(days=31))
-        payload["next_executions"] = [u.as_dict() for u in ahead if u.scheduled_at >= now][:10]
+        outlook = next_executions(plan, services.schedule, services.ledger, now, now.date(),
+                                  now.date() + timedelta(days=31), services.engine.options)
+        done_today = [i for i in outlook.done() if i.scheduled_at.date() == now.date()]
+        coming = outlook.to_come()[:10]
+        payload["next_executions"] = outlook.as_dicts(coming)
+        payload["done_today"] = outlook.as_dicts(done_today)
         payload["plan_errors"] = [i.as_dict() for i in plan.errors]
     except DcaError as error:
         payload["next_executions"], payload["plan_errors"] = [], [{"row": None, "message": str(error)}]
+        payload["done_today"] = []
+        coming = done_today = []
         code = EXIT_FAILED
+    columns = ["scheduled_at", "symbol", "amount_usd", "frequency", "row", "state"]
 
     def human():
         lines = [SIMULATED_BANNER] if settings.simulated else []
@@ -275,8 +288,11 @@ def cmd_status(args, services: Services) -> int:
         waiting = payload["pending_deliveries"]
         if any(waiting.values()):
             lines.append(f"Waiting:   {waiting['log']} Log writes, {waiting['notify']} notifications")
+        if payload["done_today"]:
+            lines.append("Done today:")
+            lines.append(table([{**i.as_dict(), "state": i.label} for i in done_today], columns))
         lines.append("Next executions:")
-        lines.append(table(payload["next_executions"], ["scheduled_at", "symbol", "amount_usd", "frequency", "row"]))
+        lines.append(table([{**i.as_dict(), "state": i.label} for i in coming], columns))
         lines += [f"ERROR: {e['message']}" for e in payload["plan_errors"]]
         return "\n".join(lines)
 

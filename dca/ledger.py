@@ -395,6 +395,15 @@ class Ledger:
             rows = db.execute(sql + (" LIMIT ?" if limit else ""), (limit,) if limit else ()).fetchall()
         return [_from_row(r) for r in rows]
 
+    def recorded_between(self, start: date, end: date) -> list[Execution]:
+        """Executions scheduled from `start` to `end` (inclusive), by scheduled time."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT * FROM executions WHERE scheduled_date BETWEEN ? AND ? ORDER BY scheduled_at, id",
+                (start.isoformat(), end.isoformat()),
+            ).fetchall()
+        return [_from_row(r) for r in rows]
+
     def carry(self, row_id: str) -> Decimal:
         """The row's unspent budget: everything its executions added, less what they spent
         (actual costs once filled). Negative after an overspend."""

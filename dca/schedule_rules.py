@@ -7,6 +7,7 @@ trading day of each month, all at the configured run time in New York.
 from __future__ import annotations
 
 import bisect
+import threading
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
@@ -60,23 +61,30 @@ class Schedule:
     """Answers 'what is due for this row at this moment' against one calendar.
 
     Sessions are fetched once per window and shared by every row of a run, which keeps
-    a thousand-row plan cheap.
+    a thousand-row plan cheap. Safe to share between threads.
     """
 
     def __init__(self, calendar: TradingCalendar, run_time: time = time(9, 0)):
         self.calendar = calendar
         self.run_time = run_time
-        self._window: tuple[date, date] | None = None
-        self._by_frequency: dict[Frequency, list[date]] = {}
+        # ((first, last), dates by frequency): one immutable pair, replaced whole under
+        # the lock, so sessions of the panel sharing this Schedule never see a window
+        # paired with another window's dates.
+        self._cache: tuple[tuple[date, date], dict[Frequency, list[date]]] | None = None
+        self._lock = threading.Lock()
 
     def _dates(self, frequency: Frequency, start: date, end: date) -> list[date]:
-        if self._window is None or start < self._window[0] or end > self._window[1]:
-            lo = min(start, self._window[0]) if self._window else start
-            hi = max(end, self._window[1]) if self._window else end
-            sessions = self.calendar.sessions(lo.replace(day=1) - timedelta(days=7), hi)
-            self._by_frequency = {f: first_per_period(sessions, f) for f in Frequency}
-            self._window = (lo, hi)
-        dates = self._by_frequency[frequency]
+        cache = self._cache
+        if cache is None or start < cache[0][0] or end > cache[0][1]:
+            with self._lock:
+                cache = self._cache
+                if cache is None or start < cache[0][0] or end > cache[0][1]:
+                    lo = min(start, cache[0][0]) if cache else start
+                    hi = max(end, cache[0][1]) if cache else end
+                    sessions = self.calendar.sessions(lo.replace(day=1) - timedelta(days=7), hi)
+                    cache = ((lo, hi), {f: first_per_period(sessions, f) for f in Frequency})
+                    self._cache = cache
+        dates = cache[1][frequency]
         return dates[bisect.bisect_left(dates, start) : bisect.bisect_right(dates, end)]
 
     def between(self, frequency: Frequency, start: date, end: date) -> list[date]:

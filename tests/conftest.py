@@ -29,13 +29,21 @@ def ny(*args) -> datetime:
     return datetime(*args, tzinfo=NY)
 
 
+@pytest.fixture(scope="session")
+def cache_home(tmp_path_factory) -> Path:
+    """One $XDG_CACHE_HOME for the session: the trading-day table is built once, and
+    never written to the developer's own ~/.cache."""
+    return tmp_path_factory.mktemp("xdg-cache")
+
+
 @pytest.fixture(autouse=True)
-def clean_environ(monkeypatch, tmp_path):
+def clean_environ(monkeypatch, tmp_path, cache_home):
     """No DCA_* variable of the developer's machine leaks into a test; data goes to tmp."""
     for key in list(os.environ):
         if key.startswith("DCA_"):
             monkeypatch.delenv(key)
     monkeypatch.setenv("DCA_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache_home))
     monkeypatch.chdir(tmp_path)  # so no stray .env of the repo is read
 
 

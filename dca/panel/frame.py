@@ -9,10 +9,12 @@ check or the SIMULATED banner.
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 
 import streamlit as st
 
-from dca.bootstrap import Services, build
+from dca.bootstrap import Services, build, build_plan_source
+from dca.engine import Engine
 from dca.errors import ConfigError, DcaError
 from dca.settings import Settings, load_settings
 
@@ -25,18 +27,35 @@ def cached_settings() -> Settings:
     return load_settings()
 
 
+@st.cache_resource(show_spinner=False)
+def cached_services() -> Services:
+    # Once per process, shared by every session and rerun, like the settings they are
+    # built from. What is shared is safe between the sessions' threads: SQLite
+    # connections are per thread (dca.sqlite_conn), the Schedule's and the calendar's
+    # caches are replaced whole under a lock. The plan source is not shared (see
+    # `for_this_rerun`). A failure is not cached: the next rerun tries again.
+    return build(cached_settings())
+
+
+def for_this_rerun(shared: Services) -> Services:
+    """The shared services with a plan source (and an engine using it) of this rerun's
+    own: a plan source remembers the file it last read, to refuse writing IDs into a file
+    that changed since, and another session's read must not stand in for this one's."""
+    plan_source = build_plan_source(shared.settings)
+    engine = Engine(plan_source, shared.broker, shared.ledger, shared.notifier, shared.schedule, shared.engine.options)
+    return replace(shared, plan_source=plan_source, engine=engine)
+
+
 def page_frame() -> Services:
-    """Settings and services for this rerun, with the banner drawn; stops on bad config."""
+    """Settings and services for this rerun, with the banner drawn; stops on bad config.
+    Checked on every rerun of every page, though built once per process."""
     try:
         settings = cached_settings()
     except ConfigError as e:
         st.error(str(e), icon=":material/settings_alert:")
         st.stop()
-    # Built on every rerun rather than cached: it is cheap (the NYSE calendar is cached
-    # inside dca), and the Schedule keeps a mutable window cache that must not be shared
-    # between concurrent sessions.
     try:
-        services = build(settings)
+        services = for_this_rerun(cached_services())
     except (DcaError, OSError, sqlite3.Error) as e:
         st.error(f"Cannot start the services: {e}", icon=":material/error:")
         st.stop()

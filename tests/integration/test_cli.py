@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import subprocess
 import sys
 from importlib.metadata import entry_points
@@ -145,7 +146,8 @@ def test_status_shows_configuration_and_next_executions(capsys, plan_file, tmp_p
 
 def test_the_module_runs_as_a_program(tmp_path):
     result = subprocess.run([sys.executable, "-m", "dca.cli", "plan", "--json"], cwd=REPO, capture_output=True,
-                            text=True, env={"DCA_HOME": str(tmp_path / "h"), "PATH": "/usr/bin:/bin"})
+                            text=True, env={"DCA_HOME": str(tmp_path / "h"), "PATH": "/usr/bin:/bin",
+                                                                 "XDG_CACHE_HOME": os.environ["XDG_CACHE_HOME"]})
     assert result.returncode == 0, result.stderr
     assert len(json.loads(result.stdout)["rows"]) == 4
 
@@ -172,10 +174,14 @@ def test_history_marks_simulated_executions(capsys, plan_file, tmp_path):
     assert out.count("SIMULATED") == 4  # the banner and each of the three executions
 
 
-def test_status_lists_only_executions_still_to_come(capsys, plan_file):
-    # 10:00 on Monday 2027-03-01: the 09:00 executions of that day are past.
+def test_status_lists_what_is_still_to_come_with_a_due_catch_up_first(capsys, plan_file):
+    # 10:00 on Monday 2027-03-01, nothing ran at 09:00: those are due now (late), as a run
+    # now would buy them; after them only what is still to come.
     with time_machine.travel("2027-03-01 15:00:00+00:00", tick=False):
         code, out, _ = dca(capsys, "status", "--plan", str(plan_file), "--json")
     upcoming = json.loads(out)["next_executions"]
-    assert upcoming[0]["scheduled_at"] == "2027-03-02T09:00:00-05:00"
-    assert all(u["scheduled_at"] > "2027-03-01T10" for u in upcoming)
+    assert [(u["symbol"], u["state"], u["late"]) for u in upcoming[:3]] == [
+        ("QQQ", "due", True), ("VOO", "due", True), ("IWM", "due", True)]
+    assert all(u["scheduled_at"] == "2027-03-01T09:00:00-05:00" for u in upcoming[:3])
+    assert upcoming[3]["scheduled_at"] == "2027-03-02T09:00:00-05:00"
+    assert all(u["state"] == "scheduled" for u in upcoming[3:])

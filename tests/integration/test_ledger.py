@@ -47,7 +47,7 @@ def test_a_failed_write_leaves_the_ledger_usable(make_rig):
     from decimal import Decimal
 
     from dca.domain import Outcome
-    from dca.ledger import Execution
+    from dca.execution import Execution
     from tests.conftest import ny
 
     rig = make_rig("Active,SPY,700,Weekly,,s1\n")

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 import streamlit as st
+import time_machine
 from streamlit.testing.v1 import AppTest
 
+from dca.cli import main
 from tests.conftest import HEADER
 
 APP = Path(__file__).resolve().parents[2] / "app.py"
@@ -114,7 +116,7 @@ def test_upcoming_lists_the_next_30_days_from_a_pinned_today(tmp_path, monkeypat
         ("2027-06-14 09:00", "SPY", 500.0, "Weekly"),
         ("2027-06-21 09:00", "SPY", 500.0, "Weekly"),
     ]
-    assert [m.value for m in at.metric] == ["$3,000.00", "5"]
+    assert [m.value for m in at.metric] == ["$3,000.00", "5", "0"]
     assert any("1 plan row(s) have errors" in w for w in texts(at.warning))
     assert at.get("vega_lite_chart")  # the per-day chart is drawn
 
@@ -161,3 +163,45 @@ def test_an_unreadable_plan_is_an_error_not_an_exception(tmp_path, monkeypatch, 
     assert str(missing) in error and "does not exist" in error
     assert not at.dataframe
     assert not missing.exists()
+
+
+def test_upcoming_leaves_out_what_filled_and_shows_a_due_catch_up_as_due_now(tmp_path, monkeypatch):
+    """Issue 7's example: after VTI's 2026-12-01 execution filled, the page still listed
+    it and counted it in the total; and a catch-up a run would buy now was not due."""
+    plan = write_plan(tmp_path, monkeypatch, "Active,VTI,1000,Monthly,,v1\nActive,SPY,500,Weekly,,s1\n")
+    assert main(["run", "--now", "2026-12-01T09:00:30"]) == 0  # VTI filled (SPY's Monday was 11-30)
+    # Added after the run: a run now would buy today's 09:00 for it, late.
+    plan.write_text(plan.read_text() + "Active,QQQ,50,Daily,,q1\n")
+    with time_machine.travel("2026-12-01 15:20:00+00:00", tick=False):  # 10:20 in New York
+        at = start()
+        at.switch_page("pages/upcoming.py").run()
+    assert not at.exception
+    assert any(BANNER in w for w in texts(at.warning))
+    df = at.dataframe[0].value
+    rows = list(zip(df["Date/time (ET)"], df["Stock Symbol"], df["State"]))
+    assert rows[:3] == [
+        ("2026-12-01 09:00", "QQQ", "due now (late)"),
+        ("2026-12-02 09:00", "QQQ", "scheduled"),
+        ("2026-12-03 09:00", "QQQ", "scheduled"),
+    ]
+    assert "VTI" not in set(df["Stock Symbol"])  # filled: not listed as to come
+    assert ("2026-12-07 09:00", "SPY", "scheduled") in rows
+    # 2026-12-01 to 2026-12-31: QQQ on 22 trading days, SPY on 4 Mondays (07, 14, 21, 28).
+    assert [m.value for m in at.metric] == [f"${22 * 50 + 4 * 500:,.2f}", str(22 + 4), "1"]
+    [recorded] = at.dataframe[1:]
+    assert list(zip(recorded.value["Stock Symbol"], recorded.value["State"])) == [("VTI", "filled")]
+
+
+def test_services_are_built_once_per_process_not_on_every_rerun(monkeypatch):
+    import dca.panel.frame as frame
+
+    builds = []
+    real_build = frame.build
+    monkeypatch.setattr(frame, "build", lambda settings: builds.append(settings) or real_build(settings))
+    at = start()
+    at.run()
+    at.switch_page("pages/upcoming.py").run()
+    at.run()
+    assert not at.exception
+    assert len(builds) == 1
+    assert any(BANNER in w for w in texts(at.warning))  # the frame is still drawn every time
