@@ -76,7 +76,9 @@ CREATE TABLE IF NOT EXISTS outbox (
     created_at TEXT NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
     last_error TEXT,
-    delivered_at TEXT
+    delivered_at TEXT,
+    execution_id INTEGER,
+    given_up_at TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (kind, delivered_at);
 CREATE TABLE IF NOT EXISTS notices (
@@ -98,7 +100,7 @@ CREATE TABLE IF NOT EXISTS runs (
 """
 
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Columns added since schema 1, and how an old row gets them: `added` is what the
 # execution put into the row's budget (its amount when bought, working or carried).
@@ -113,6 +115,12 @@ _MIGRATIONS_2 = [
     " WHEN status IN ('filled','submitted','pending') THEN amount_usd"
     " WHEN status = 'skipped' AND CAST(carry_out AS REAL) > CAST(carry_in AS REAL) THEN amount_usd"
     " ELSE '0' END",
+]
+# Schema 3: an outbox item knows the execution it reports (so a deliverer can show its
+# fields, e.g. a History row or a Discord embed), and can be given up on by itself.
+_MIGRATIONS_3 = [
+    "ALTER TABLE outbox ADD COLUMN execution_id INTEGER",
+    "ALTER TABLE outbox ADD COLUMN given_up_at TEXT",
 ]
 
 
@@ -185,6 +193,7 @@ class OutboxItem:
     body: str
     attempts: int
     last_error: str | None
+    execution_id: int | None = None  # the execution this item reports, if any
 
 
 @dataclass
@@ -215,6 +224,11 @@ class Ledger:
                             "once, which needs its folder to be writable; make it writable and run any dca command")
                     with self._write() as migrating:
                         for statement in _MIGRATIONS_2:
+                            migrating.execute(statement)
+                outbox_columns = {r[1] for r in db.execute("PRAGMA table_info(outbox)")}
+                if outbox_columns and "execution_id" not in outbox_columns and not self.read_only:
+                    with self._write() as migrating:
+                        for statement in _MIGRATIONS_3:
                             migrating.execute(statement)
                 if not self.read_only or not self.path.exists():  # an empty one in memory
                     db.executescript(SCHEMA)
@@ -345,7 +359,7 @@ class Ledger:
                     f"INSERT INTO executions({','.join(_COLUMNS)}, recorded_at, updated_at) VALUES ({placeholders})",
                     (*_to_row(execution), now, now),
                 )
-                self._enqueue_outcome(db, execution, outcome_line)
+                self._enqueue_outcome(db, execution.evolve(id=cursor.lastrowid), outcome_line)
         except sqlite3.IntegrityError as e:
             if "executions.row_id, executions.scheduled_date" in str(e):
                 return None
@@ -370,14 +384,20 @@ class Ledger:
         if line is None:
             return
         now = _utcnow()
-        db.execute("INSERT INTO outbox(kind,row_id,body,created_at) VALUES ('log',?,?,?)", (execution.row_id, line, now))
-        db.execute("INSERT INTO outbox(kind,row_id,body,created_at) VALUES ('notify',?,?,?)", (execution.row_id, line, now))
+        for kind in ("log", "notify"):
+            db.execute("INSERT INTO outbox(kind,row_id,body,created_at,execution_id) VALUES (?,?,?,?,?)",
+                       (kind, execution.row_id, line, now, execution.id))
 
     def get(self, row_id: str, scheduled_date: date) -> Execution | None:
         with self._connect() as db:
             r = db.execute(
                 "SELECT * FROM executions WHERE row_id=? AND scheduled_date=?", (row_id, scheduled_date.isoformat())
             ).fetchone()
+        return None if r is None else _from_row(r)
+
+    def execution(self, execution_id: int) -> Execution | None:
+        with self._connect() as db:
+            r = db.execute("SELECT * FROM executions WHERE id=?", (execution_id,)).fetchone()
         return None if r is None else _from_row(r)
 
     def with_status(self, *statuses: Outcome) -> list[Execution]:
@@ -473,8 +493,8 @@ class Ledger:
     def undelivered(self, kind: str) -> list[OutboxItem]:
         with self._connect() as db:
             rows = db.execute(
-                "SELECT id, kind, row_id, body, attempts, last_error FROM outbox "
-                "WHERE kind=? AND delivered_at IS NULL ORDER BY id",
+                "SELECT id, kind, row_id, body, attempts, last_error, execution_id FROM outbox "
+                "WHERE kind=? AND delivered_at IS NULL AND given_up_at IS NULL ORDER BY id",
                 (kind,),
             ).fetchall()
         return [OutboxItem(**dict(r)) for r in rows]

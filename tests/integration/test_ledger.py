@@ -58,3 +58,50 @@ def test_a_failed_write_leaves_the_ledger_usable(make_rig):
     second = first.evolve(scheduled_date=ny(2027, 3, 8).date(), scheduled_at=ny(2027, 3, 8, 9))
     assert rig.ledger.insert(second) is not None
     assert len(rig.ledger.history()) == 2
+
+
+SCHEMA_1 = '''
+CREATE TABLE executions (
+    id INTEGER PRIMARY KEY, row_id TEXT NOT NULL, scheduled_date TEXT NOT NULL,
+    scheduled_at TEXT NOT NULL, row_number INTEGER, symbol TEXT NOT NULL, frequency TEXT NOT NULL,
+    amount_usd TEXT NOT NULL, status TEXT NOT NULL, late INTEGER NOT NULL DEFAULT 0, quantity TEXT,
+    price TEXT, cost TEXT, cash_order INTEGER NOT NULL DEFAULT 0, carry_in TEXT NOT NULL DEFAULT '0',
+    carry_out TEXT NOT NULL DEFAULT '0', order_ref TEXT, broker_order_id TEXT,
+    message TEXT NOT NULL DEFAULT '', attempts INTEGER NOT NULL DEFAULT 0, attempt_day TEXT,
+    simulated INTEGER NOT NULL DEFAULT 0, recorded_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+    UNIQUE (row_id, scheduled_date));
+CREATE TABLE outbox (id INTEGER PRIMARY KEY, kind TEXT NOT NULL, row_id TEXT, body TEXT NOT NULL,
+    created_at TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, delivered_at TEXT);
+PRAGMA user_version=1;
+'''
+
+
+def test_a_ledger_of_the_first_schema_is_upgraded_and_keeps_its_carry(tmp_path):
+    """A foundation ledger (schema 1) opens: each execution's contribution to the carry
+    is derived from what it recorded, so the carry is the same after the upgrade."""
+    import sqlite3
+    from decimal import Decimal
+
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.executescript(SCHEMA_1)
+        rows = [  # (date, status, cost, carry_in, carry_out)
+            ("2027-03-01", "filled", "650.00", "0", "50.00"),  # $700: bought 650, carried 50
+            ("2027-03-08", "skipped", None, "50.00", "750.00"),  # below one share: $700 carried on
+            ("2027-03-15", "failed", None, "750.00", "750.00"),  # the broker said no: carry kept
+        ]
+        for day, status, cost, carry_in, carry_out in rows:
+            db.execute(
+                "INSERT INTO executions(row_id, scheduled_date, scheduled_at, symbol, frequency, amount_usd, "
+                "status, cost, carry_in, carry_out, recorded_at, updated_at) "
+                "VALUES ('s1', ?, ?, 'SPY', 'Weekly', '700', ?, ?, ?, ?, 'x', 'x')",
+                (day, day + "T09:00:00-05:00", status, cost, carry_in, carry_out))
+        db.execute("INSERT INTO outbox(kind, row_id, body, created_at) VALUES ('notify', 's1', 'hello', 'x')")
+    ledger = Ledger(path)
+    assert ledger.carry("s1") == Decimal("750.00")
+    assert [e.added for e in sorted(ledger.history(), key=lambda e: e.scheduled_date)] == [
+        Decimal("700"), Decimal("700"), Decimal("0")]
+    [item] = ledger.undelivered("notify")
+    assert item.body == "hello" and item.execution_id is None
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 3
