@@ -183,9 +183,9 @@ class _Run:
         self.spent_today = self.e.ledger.committed_on(self.today, self.e.options.price_margin)
         self._check_broker()
         self._reconcile({r.row_id: r for r in plan.rows})
-        held = self._reidentified(plan)
+        self._watch_for_copies(plan)
         histories = self.e.ledger.row_histories(plan.rows, self.today, observe=True)
-        due = self._decide([r for r in plan.active_rows if r.row_id not in held], histories)
+        due = self._decide(plan.active_rows, histories)
         self._buy_all(due)
         self._report_problems(plan)
         self.report.delivery = deliver_outbox(self.e.ledger, self.e.plan_source, self.e.notifier, self.e.broker.simulated)
@@ -243,39 +243,44 @@ class _Run:
         notices.settle()
         deliver_outbox(self.e.ledger, self.e.plan_source, self.e.notifier, self.e.broker.simulated)
 
-    def _reidentified(self, plan: ParsedPlan) -> set[str]:
-        """Rows that look like an old row under a new ID (a stale copy of the plan saved
-        without its IDs, a restored version): held back, with a row error, until the
-        person restores the ID or confirms the row is new."""
-        seen = self.e.ledger.first_seen()
-        in_plan = {r.row_id for r in plan.rows} | {i.row_id for i in plan.issues if i.row_id}
-        vanished = [
-            e for e in self.e.ledger.executions_on(self.today)
-            if e.row_id not in in_plan and e.status in (Outcome.FILLED, Outcome.SUBMITTED, Outcome.PENDING)
-        ]
-        if not vanished:
-            return set()
-        confirmed = self.e.ledger.confirmed_rows()
-        held = set()
-        for row in plan.active_rows:
-            new_today = seen.get(row.row_id, self.today) >= self.today
-            if not new_today or row.row_id in confirmed:
-                continue
-            twin = next((e for e in vanished if e.symbol == row.symbol and e.amount_usd == row.amount), None)
-            if twin is None:
-                continue
-            held.add(row.row_id)
-            issue = RowIssue(
-                row.row_number,
-                f"Row {row.row_number}: {row.symbol} {format_money(row.amount)} has a new ID {row.row_id}, but "
-                f"the same was already ordered today for ID {twin.row_id}, which is no longer in the plan "
-                f"(a stale copy of the plan?). Nothing is bought for it: put {twin.row_id} back in its ID cell, "
-                f"or if it really is a new row, run `dca confirm-row {row.row_id}`",
-                True, row.row_id, row.symbol, row.log,
-            )
-            plan.issues.append(issue)
-            self.report.errors.append(issue)
-        return held
+    def _watch_for_copies(self, plan: ParsedPlan) -> None:
+        """Prepare the guard against re-identified rows: the IDs the plan holds now."""
+        self._in_plan = {r.row_id for r in plan.rows} | {i.row_id for i in plan.issues if i.row_id}
+        self._confirmed = self.e.ledger.confirmed_rows()
+        self._vanished: dict[date, list[Execution]] = {}
+        self._plan = plan
+
+    def _twin(self, row: PlanRow, history: RowHistory, day: date) -> Execution | None:
+        """The execution on `day` of a vanished ID that this new-looking row repeats."""
+        if history.last_recorded is not None or row.row_id in self._confirmed:
+            return None
+        if day not in self._vanished:
+            self._vanished[day] = [
+                e for e in self.e.ledger.executions_on(day)
+                if e.row_id not in self._in_plan and e.status in (Outcome.FILLED, Outcome.SUBMITTED, Outcome.PENDING)
+            ]
+        return next((e for e in self._vanished[day] if e.symbol == row.symbol and e.amount_usd == row.amount
+                     and e.frequency == str(row.frequency)), None)
+
+    def _copy_of_vanished(self, row: PlanRow, history: RowHistory, day: date) -> bool:
+        """Whether buying `row` on `day` would buy an execution already ordered for an ID
+        that has vanished from the plan (a stale copy saved without its IDs, a restored
+        version): then it is held, with a row error, until the person restores the old
+        ID or confirms the row is new."""
+        twin = self._twin(row, history, day)
+        if twin is None:
+            return False
+        issue = RowIssue(
+            row.row_number,
+            f"Row {row.row_number}: {row.symbol} {format_money(row.amount)} {row.frequency} has a new ID "
+            f"{row.row_id}, but its {day} execution was already ordered for ID {twin.row_id}, which is no "
+            f"longer in the plan (a stale copy of the plan?). Nothing is bought for it: put {twin.row_id} back "
+            f"in its ID cell, or if it really is a new row, run `dca confirm-row {row.row_id}`",
+            True, row.row_id, row.symbol, row.log,
+        )
+        self._plan.issues.append(issue)
+        self.report.errors.append(issue)
+        return True
 
     # -- deciding what is due -------------------------------------------------------------
 
@@ -288,8 +293,15 @@ class _Run:
     def _decide_row(self, row: PlanRow, history: RowHistory, due: list[_Due]) -> None:
         decision = self.e.schedule.decide(row.frequency, self.now, history, self.e.options.max_lateness)
         for day in decision.missed:
+            twin = self._twin(row, history, day)
+            if twin is not None:  # a held copy's past execution: the old ID bought it
+                self._record(row, day, Outcome.SKIPPED, f"already ordered for ID {twin.row_id}, this row's "
+                             "earlier ID; nothing bought again")
+                continue
             self._record(row, day, Outcome.MISSED, "not run: nothing was running at its scheduled time")
         if decision.candidate is None:
+            return
+        if self._copy_of_vanished(row, history, decision.candidate):
             return
         if decision.candidate_too_late:
             minutes = int(self.e.options.max_lateness.total_seconds() // 60)
@@ -711,8 +723,8 @@ class _DryRun(_Run):
             self.report.executions.append(pending.evolve(message="in doubt: would be reconciled with the broker first"))
         self.spent_today = self.e.ledger.committed_on(self.today, self.e.options.price_margin)
         self._check_broker()
-        held = self._reidentified(plan)
-        rows = [r if r.row_id else _with_id(r) for r in plan.active_rows if r.row_id not in held]
+        self._watch_for_copies(plan)
+        rows = [r if r.row_id else _with_id(r) for r in plan.active_rows]
         histories = self.e.ledger.row_histories(rows, self.today, observe=False)
         self._buy_all(self._decide(rows, histories))
         return self.report

@@ -453,11 +453,6 @@ class Ledger:
             rows = db.execute("SELECT * FROM executions WHERE scheduled_date=? ORDER BY id", (day.isoformat(),))
             return [_from_row(r) for r in rows.fetchall()]
 
-    def first_seen(self) -> dict[str, date]:
-        with self._connect() as db:
-            return {r["row_id"]: date.fromisoformat(r["first_seen"])
-                    for r in db.execute("SELECT row_id, first_seen FROM plan_rows")}
-
     # -- rows a person confirmed, and open notices ---------------------------------------
 
     def confirm_row(self, row_id: str) -> None:

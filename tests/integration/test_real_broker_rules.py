@@ -332,6 +332,22 @@ def test_a_stale_copy_without_ids_does_not_buy_the_rows_again(make_rig):
     assert sorted(e.symbol for e in tuesday.executions if e.status is Outcome.FILLED) == ["SPY", "VTI"]
 
 
+def test_a_stale_copy_of_a_monthly_row_is_still_held_on_the_following_days(make_rig):
+    # Held on Monday, the new ID's first sighting is Monday: on Tuesday its candidate is
+    # still Monday's execution, which the vanished ID already bought.
+    rig = make_rig("Active,VTI,800,Monthly,,v1\n")
+    assert [e.status for e in rig.run(MONDAY).executions] == [Outcome.FILLED]
+    stale_copy(rig)
+    assert rig.run(ny(2027, 3, 1, 10)).executions == []
+    tuesday = rig.run(ny(2027, 3, 2, 9, 1))
+    assert tuesday.executions == [] and "its 2027-03-01 execution was already ordered" in tuesday.errors[0].message
+    assert len(rig.broker.orders()) == 1
+    april = rig.run(ny(2027, 4, 1, 9, 1))  # a new month: an execution nobody has bought
+    assert [(e.scheduled_date.month, e.status) for e in april.executions] == [(3, Outcome.SKIPPED), (4, Outcome.FILLED)]
+    assert "already ordered for ID v1" in april.executions[0].message
+    assert len(rig.broker.orders()) == 2
+
+
 def test_a_held_row_is_released_by_restoring_its_id_or_by_confirming_it(make_rig, capsys):
     rig = make_rig("Active,SPY,700,Daily,,s1\nActive,VTI,800,Daily,,v1\n")
     rig.run(MONDAY)
