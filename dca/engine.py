@@ -533,7 +533,13 @@ class _Run:
         if self.broker_down is not None:
             lookups = {e.order_ref: OrderLookup(Found.UNKNOWN, reason=self.broker_down) for e in asked}
         else:
-            lookups = self._lookup(asked)
+            lookups = dict(self._lookup(asked))
+            unsure = [e for e in asked if lookups.get(e.order_ref, _NO_ANSWER).found is Found.UNKNOWN]
+            if unsure:
+                # An order list often answers empty on its first call after a while (it
+                # warms up): ask once more after a pause before leaving them in doubt.
+                self.e.clock.sleep(self.e.broker.settle_seconds + self.e.options.doubt_backoff[-1])
+                lookups.update(self._lookup(unsure))
         for execution in pending:
             lookup = lookups.get(execution.order_ref) if execution.attempts > 0 else OrderLookup(Found.ABSENT)
             self.report.executions.append(self._settle_pending(execution, lookup, rows))
@@ -658,6 +664,8 @@ class _Run:
                          "Check the broker's orders for that reference; it is asked again at every run and "
                          "never sent again unless the broker shows it does not have it.")
 
+
+_NO_ANSWER = OrderLookup(Found.UNKNOWN, reason="the broker gave no answer for it")
 
 # Set on an intent once the broker has shown it holds the order (it refused the id as a
 # duplicate): a list that does not show it is then lag, never proof of absence.

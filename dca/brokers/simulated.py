@@ -62,6 +62,7 @@ _CALLS = {"no_quote": "quote", "unavailable": "any", "logged_out": "readiness"}
 
 MARKET_OPEN, MARKET_CLOSE = time(9, 30), time(16, 0)
 FILLS_KEPT = timedelta(days=7)  # like iserver/account/trades
+LAG_AT_MOST = timedelta(minutes=1)
 
 
 def simulated_price(symbol: str, day) -> Decimal:
@@ -119,7 +120,6 @@ class SimulatedBroker:
             if kind not in FAULTS and kind not in TEST_FAULTS:
                 raise ValueError(f"unknown simulated fault '{kind}'; choose from {', '.join(FAULTS)}")
             self._faults[symbol.upper()] = [kind, int(count) if count else None]
-        self._warmed_up = not (realistic and realistic.warm_up)
         self.refused_duplicates = 0  # submits refused for an id already in the book
         self._latest_at: datetime | None = None
         self.book_path.parent.mkdir(parents=True, exist_ok=True)
@@ -131,6 +131,11 @@ class SimulatedBroker:
                 " avg_price TEXT, placed_at TEXT NOT NULL, message TEXT NOT NULL DEFAULT '',"
                 " lookups INTEGER NOT NULL DEFAULT 0)"
             )
+            # The gateway's session, which outlives our process: its order list warms up
+            # once after it (re)starts, not every time dca starts.
+            db.execute("CREATE TABLE IF NOT EXISTS session (warmed INTEGER NOT NULL)")
+            if db.execute("SELECT COUNT(*) FROM session").fetchone()[0] == 0:
+                db.execute("INSERT INTO session VALUES (?)", (0 if realistic and realistic.warm_up else 1,))
 
     @contextlib.contextmanager
     def _book(self) -> Iterator[sqlite3.Connection]:
@@ -236,7 +241,9 @@ class SimulatedBroker:
         self._seen(at)
         if queries and self._fault("*", "lookup") == "unavailable":
             raise BrokerUnavailable("SIMULATED broker is unreachable")
-        warming, self._warmed_up = not self._warmed_up, True
+        with self._book() as db:
+            warming = not db.execute("SELECT warmed FROM session").fetchone()[0]
+            db.execute("UPDATE session SET warmed=1")
         answers = {}
         for q in queries:
             answers[q.order_ref] = self._lookup(q, at, warming)
@@ -258,7 +265,9 @@ class SimulatedBroker:
         settled = (at - q.last_attempt_at).total_seconds() >= self.world.settle_seconds
         if row is not None:
             placed_day = _placed(row).astimezone(NEW_YORK).date()
-            lagging = placed_day == today and row["lookups"] < self.world.lag_lookups
+            # Listed after a few lookups, or a minute at most.
+            lagging = (placed_day == today and row["lookups"] < self.world.lag_lookups
+                       and at - _placed(row) < LAG_AT_MOST)
             with self._book() as db:
                 db.execute("UPDATE orders SET lookups=lookups+1 WHERE order_ref=?", (q.order_ref,))
             if lagging:
@@ -281,6 +290,12 @@ class SimulatedBroker:
         if q.last_attempt_at.astimezone(NEW_YORK).date() == today and not settled:
             return OrderLookup(Found.UNKNOWN, reason="the broker's order list may not show a new order yet")
         return OrderLookup(Found.ABSENT)
+
+    def restart_session(self) -> None:
+        """The gateway restarts (e.g. its nightly reset): its order list warms up again."""
+        if self.world is not None and self.world.warm_up:
+            with self._book() as db:
+                db.execute("UPDATE session SET warmed=0")
 
     def orders(self, at: datetime | None = None) -> list[BrokerOrder]:
         """Every order in the book, as of `at` (default: the latest moment it was asked)."""

@@ -157,6 +157,7 @@ def restart(rig, world):
     latest = rig.broker._latest_at  # the world's clock goes on; only the session restarts
     rig.broker = rig.engine.broker = SimulatedBroker(rig.broker.book_path, realistic=world)
     rig.broker._latest_at = latest
+    rig.broker.restart_session()
 
 
 def run_realistic_history(rig, world, runs) -> None:
