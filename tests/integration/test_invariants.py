@@ -54,28 +54,34 @@ def test_random_histories_keep_exactly_once_and_lose_nothing(make_rig, calendar,
         run_history(make_rig(PLAN, fractional=True, base=Path(fresh)), calendar, runs)
 
 
+def run_once(rig, now, crash_step, crash_nth, fault) -> bool:
+    """One run with a broker fault on every symbol and a crash at the n-th `crash_step`;
+    True if it crashed."""
+    rig.broker._faults.clear()
+    if fault:
+        kind, _, count = fault.partition(":")
+        rig.broker._faults["*"] = [kind, int(count)]
+    seen = Counter()
+
+    def crash_at(step, execution):
+        seen[step] += 1
+        if step == crash_step and seen[step] == crash_nth:
+            raise Crash
+
+    rig.engine._checkpoint = crash_at
+    try:
+        rig.run(now)
+    except Crash:
+        return True
+    return False
+
+
 def run_history(rig, calendar, runs) -> None:
     now = START
     first_seen = None
     for gap, crash_step, crash_nth, fault in runs:
         now += timedelta(minutes=gap)
-        rig.broker._faults.clear()
-        if fault:
-            kind, _, count = fault.partition(":")
-            rig.broker._faults["*"] = [kind, int(count)]
-        seen = Counter()
-
-        def crash_at(step, execution, crash_step=crash_step, crash_nth=crash_nth):
-            seen[step] += 1
-            if step == crash_step and seen[step] == crash_nth:
-                raise Crash
-
-        rig.engine._checkpoint = crash_at
-        crashed = False
-        try:
-            rig.run(now)
-        except Crash:
-            crashed = True
+        crashed = run_once(rig, now, crash_step, crash_nth, fault)
         first_seen = first_seen or now.date()
         # An intent may wait (pending) after a crash, or when the broker could not be
         # reached; the final clean run must settle it either way.
@@ -166,21 +172,7 @@ def run_realistic_history(rig, world, runs) -> None:
     refused = 0
     for gap, crash_step, crash_nth, fault in runs:
         now += timedelta(minutes=gap)
-        rig.broker._faults.clear()
-        if fault:
-            kind, _, count = fault.partition(":")
-            rig.broker._faults["*"] = [kind, int(count)]
-        seen = Counter()
-
-        def crash_at(step, execution, crash_step=crash_step, crash_nth=crash_nth):
-            seen[step] += 1
-            if step == crash_step and seen[step] == crash_nth:
-                raise Crash
-
-        rig.engine._checkpoint = crash_at
-        try:
-            rig.run(now)
-        except Crash:
+        if run_once(rig, now, crash_step, crash_nth, fault):
             refused += rig.broker.refused_duplicates
             restart(rig, world)
         first_seen = first_seen or now.date()

@@ -61,6 +61,20 @@ def test_a_refused_duplicate_id_is_reconciled_not_recorded_as_failed(make_rig):
     assert rig.ledger.committed_on(MONDAY.date()) == Decimal("700.00")  # the day's spend counts it
 
 
+def test_after_a_refused_duplicate_a_list_that_misses_the_order_is_not_believed(make_rig):
+    # The list keeps calling the order absent; the broker's refusal of the duplicate id
+    # showed it holds the order, so the engine sends nothing more and waits in doubt.
+    broker = FakeBroker(lag_lookups=99, lag_looks_absent=True, submit_faults=["timeout_after_accept"])
+    rig = make_rig("Active,SPY,700,Weekly,,s1\n", broker=broker)
+    spy = only(rig.run(MONDAY), "SPY")
+    assert len(broker.submits) == 2 and broker.refused_duplicates == 1
+    assert spy.status is Outcome.PENDING and "refused the id as a duplicate" in spy.message
+    again = only(rig.run(ny(2027, 3, 1, 9, 30)), "SPY")
+    assert again.status is Outcome.PENDING and len(broker.submits) == 2
+    broker.lag_lookups = 0
+    assert only(rig.run(ny(2027, 3, 1, 10)), "SPY").status is Outcome.FILLED
+
+
 def test_an_order_the_broker_cannot_confirm_is_never_resent_while_unknown(make_rig):
     broker = FakeBroker(lag_lookups=99, submit_faults=["timeout_after_accept"])
     rig = make_rig("Active,SPY,700,Weekly,,s1\n", broker=broker)
