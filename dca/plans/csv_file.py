@@ -40,7 +40,7 @@ import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 from dca.domain import (
     PLAN_COLUMNS,
@@ -90,7 +90,14 @@ def _to_csv(table: list[list[str]]) -> str:
     return out.getvalue()
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+class _EditedMeanwhile(Exception):
+    pass
+
+
+def _atomic_write(path: Path, data: bytes, still_unchanged: Callable[[], bool] = lambda: True) -> None:
+    """Replace the file with `data` (temp file, fsync, rename). `still_unchanged` is asked
+    right before the rename, after the slow fsync, so an edit the person saved while the
+    new text was being written is not overwritten (the write is refused instead)."""
     # Write where a symlinked plan really lives, or the rename would replace the link
     # and the person's own file would silently stop being the plan.
     path = Path(os.path.realpath(path))
@@ -102,6 +109,8 @@ def _atomic_write(path: Path, data: bytes) -> None:
             os.fsync(f.fileno())
         if path.exists():
             os.chmod(tmp, stat.S_IMODE(path.stat().st_mode))
+        if not still_unchanged():
+            raise _EditedMeanwhile()
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -377,10 +386,10 @@ class CsvPlanSource:
         new_raw = document.with_cells(changes)
         if new_raw == raw:
             return
-        if self._read() != raw:
-            raise PlanError(f"plan file {self.path} was edited during the update; run again")
         try:
-            _atomic_write(self.path, new_raw)
+            _atomic_write(self.path, new_raw, still_unchanged=lambda: self._read() == raw)
+        except _EditedMeanwhile:
+            raise PlanError(f"plan file {self.path} was edited during the update; run again") from None
         except OSError as e:
             raise PlanError(f"cannot write plan file {self.path}: {e.strerror}") from e
         self._loaded_digest = hashlib.sha256(new_raw).hexdigest()

@@ -605,3 +605,28 @@ def test_a_crlf_plan_stays_crlf_through_a_run(make_rig):
     data = rig.plan_path.read_bytes()
     assert data.count(b"\r\n") == 4 and data.count(b"\n") == 4
     assert data.endswith(b",,t1\r\n")  # the Inactive row is untouched
+
+
+def test_an_edit_saved_while_the_new_text_is_being_written_is_not_overwritten(tmp_path, monkeypatch):
+    """The window between checking the file and replacing it includes the fsync of the
+    new text (slow on a busy disk); a person saving then must keep their edit."""
+    import dca.plans.csv_file as csv_file
+    from dca.errors import PlanError
+
+    path = tmp_path / "plan.csv"
+    path.write_text("Status,Stock Symbol,Amount (USD),Frequency,Log,ID\nActive,SPY,700,Weekly,,s1\n")
+    source = csv_file.CsvPlanSource(path)
+    source.load()
+    edited = "Status,Stock Symbol,Amount (USD),Frequency,Log,ID\nActive,SPY,70,Weekly,,s1\n"
+    real_fsync = os.fsync
+
+    def person_saves_during_fsync(fd):
+        real_fsync(fd)
+        if path.read_text() != edited:
+            path.write_text(edited)  # the spreadsheet app saves right now
+
+    monkeypatch.setattr(csv_file.os, "fsync", person_saves_during_fsync)
+    with pytest.raises(PlanError, match="edited during the update"):
+        source.write_logs({"s1": "filled"})
+    assert path.read_text() == edited
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
