@@ -1,0 +1,60 @@
+"""Is everything all right? Open problems, orders in doubt, what waits to be delivered,
+the last run, and the configuration in effect (secrets masked)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dca.bootstrap import Services
+from dca.domain import Outcome, format_money
+from dca.panel.frame import page_frame
+
+services: Services = page_frame()
+settings = services.settings
+ledger = services.ledger
+st.title("Status")
+
+problems = ledger.open_notices()
+in_doubt = ledger.with_status(Outcome.PENDING)
+working = ledger.with_status(Outcome.SUBMITTED)
+waiting = {kind: ledger.undelivered(kind) for kind in ("log", "notify")}
+
+if not problems and not in_doubt:
+    st.success("No open problems.", icon=":material/check_circle:")
+for key, text in sorted(problems.items()):
+    st.error(text, icon=":material/error:")
+for e in in_doubt:
+    st.warning(f"In doubt: {e.symbol} {format_money(e.amount_usd)} for {e.scheduled_date} (reference "
+               f"{e.order_ref}): {e.message}", icon=":material/help:")
+if working:
+    st.info("Working at the broker: " + ", ".join(f"{e.symbol} ({e.order_ref}, {e.broker_status or 'submitted'})"
+                                                  for e in working), icon=":material/hourglass_top:")
+
+last = ledger.last_run()
+a, b, c = st.columns(3)
+a.metric("Last run (as of)", last["as_of"][:16].replace("T", " ") if last else "never")
+b.metric("Log writes waiting", len(waiting["log"]))
+c.metric("Notifications waiting", len(waiting["notify"]))
+for kind, items in waiting.items():
+    errors = {i.last_error for i in items if i.last_error}
+    if errors:
+        st.warning(f"{len(items)} {'Log writes' if kind == 'log' else 'notifications'} wait to be delivered: "
+                   + "; ".join(sorted(errors)), icon=":material/outbox:")
+if last and last.get("summary"):
+    counts = ", ".join(f"{v} {k}" for k, v in last["summary"]["counts"].items()) or "nothing due"
+    st.caption(f"Last run: {counts}; total ${last['summary']['total_spent']}.")
+
+st.subheader("Where things are")
+st.markdown(
+    f"- Broker: **{services.broker.name}**\n"
+    f"- Plan: `{services.plan_source.description}`\n"
+    f"- Ledger: `{settings.db_path}`\n"
+    f"- Notifications: {services.notifier.description}\n"
+    f"- Settings file: `{settings.config_file or '(none: defaults and environment)'}`"
+)
+st.subheader("Settings in effect")
+described = settings.describe()  # secret values are masked here, never shown
+st.dataframe(pd.DataFrame([
+    {"Setting": k, "Value": str(v), "From": settings.sources.get(k, "default")} for k, v in described.items()
+]), hide_index=True, width="stretch")

@@ -1,0 +1,117 @@
+"""The History, Run now and Status pages through AppTest, on the embedded default."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import streamlit as st
+import time_machine
+from streamlit.testing.v1 import AppTest
+
+from dca.cli import main
+from dca.history_views import average_prices, cumulative_invested, invested_per_month
+from dca.ledger import Ledger
+from tests.conftest import HEADER
+
+APP = Path(__file__).resolve().parents[2] / "app.py"
+BANNER = "SIMULATED broker — no real money"
+
+
+@pytest.fixture(autouse=True)
+def fresh_caches():
+    st.cache_resource.clear()
+    yield
+    st.cache_resource.clear()
+
+
+@pytest.fixture
+def plan(tmp_path, monkeypatch) -> Path:
+    path = tmp_path / "plan.csv"
+    path.write_text(HEADER + "Active,SPY,700,Weekly,,s1\nActive,VTI,1000,Monthly,,v1\nActive,QQQ,ten,Daily,,q1\n")
+    monkeypatch.setenv("DCA_PLAN", str(path))
+    return path
+
+
+def page(name: str) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=30).run()
+    at.switch_page(f"pages/{name}.py").run()
+    assert not at.exception, at.exception
+    assert any(BANNER in w.value for w in at.warning)
+    return at
+
+
+def history_of_three_months(plan: Path) -> None:
+    for day in ("2027-03-01", "2027-03-08", "2027-04-01", "2027-04-05", "2027-05-03"):
+        assert main(["run", "--now", f"{day}T09:01", "--plan", str(plan)]) in (0, 1)
+
+
+def test_history_shows_the_ledger_filtered_with_its_charts(plan, tmp_path):
+    history_of_three_months(plan)
+    at = page("history")
+    assert at.title[0].value == "History"
+    df = at.dataframe[0].value
+    recorded = Ledger(tmp_path / "home" / "ledger.sqlite3").history()
+    assert set(df["Symbol"]) == {"SPY", "VTI"} and {o.split()[0] for o in df["Outcome"]} == {"filled", "missed"}
+    assert len(df) == len(recorded) == 13  # every execution recorded, bought or missed (the weeks not run)
+    invested = sum(e.cost for e in recorded if str(e.status) == "filled")
+    assert at.metric[0].value == f"${invested:,.2f}"
+    assert len(at.get("vega_lite_chart")) == 4  # invested, per month, prices, outcomes
+    at.multiselect(key="history_symbols").set_value(["VTI"]).run()
+    assert set(at.dataframe[0].value["Symbol"]) == {"VTI"} and len(at.dataframe[0].value) == 3
+    at.multiselect(key="history_statuses").set_value(["missed"]).run()
+    assert any("No execution matches" in i.value for i in at.info)
+
+
+def test_history_figures_add_up(plan, tmp_path):
+    history_of_three_months(plan)
+    executions = Ledger(tmp_path / "home" / "ledger.sqlite3").history()
+    filled = [e for e in executions if str(e.status) == "filled"]
+    spy = [e for e in filled if e.symbol == "SPY"]
+    assert cumulative_invested(spy)[-1].invested == sum(e.cost for e in spy)
+    assert sum(invested_per_month(executions).values()) == sum(e.cost for e in filled)
+    points = [p for p in average_prices(executions) if p.symbol == "SPY"]
+    shares = sum(e.quantity for e in spy)
+    assert points[-1].average_price == (sum(e.cost for e in spy) / shares).quantize(points[-1].average_price)
+    assert min(p.price_paid for p in points) <= points[-1].average_price <= max(p.price_paid for p in points)
+
+
+def test_history_says_so_when_nothing_is_recorded(plan):
+    at = page("history")
+    assert any("Nothing has been recorded yet" in i.value for i in at.info)
+
+
+def test_run_now_previews_then_buys_once(plan, tmp_path):
+    with time_machine.travel("2027-03-01 14:01:00+00:00", tick=False):  # 09:01 in New York
+        at = page("run")
+        at.button(key="run_preview").click().run()
+        assert not at.exception
+        df = at.dataframe[0].value
+        assert set(zip(df["Symbol"], df["Outcome"])) == {("SPY", "planned"), ("VTI", "planned")}
+        assert Ledger(tmp_path / "home" / "ledger.sqlite3").history() == []  # a preview records nothing
+        assert any("Stock Symbol" in e.value or "Amount" in e.value for e in at.error)  # QQQ's bad amount
+        at.button(key="run_now").click().run()
+        df = at.dataframe[0].value
+        assert set(zip(df["Symbol"], df["Outcome"])) == {("SPY", "filled"), ("VTI", "filled")}
+        at.button(key="run_now").click().run()
+        assert any("nothing due" in m.value for m in at.markdown)
+    assert len(Ledger(tmp_path / "home" / "ledger.sqlite3").history()) == 2
+
+
+def test_run_now_says_so_when_another_run_holds_the_lock(plan, tmp_path, monkeypatch):
+    monkeypatch.setenv("DCA_LOCK_TIMEOUT", "0")  # do not wait at all in the test
+    at = page("run")
+    with Ledger(tmp_path / "home" / "ledger.sqlite3").run_lock():  # e.g. the worker's run
+        at.button(key="run_now").click().run()
+    assert any("another run is still in progress" in e.value for e in at.error)
+    assert Ledger(tmp_path / "home" / "ledger.sqlite3").history() == []
+
+
+def test_status_shows_problems_last_run_and_masked_settings(plan, tmp_path, monkeypatch):
+    assert main(["run", "--now", "2027-03-01T09:01", "--plan", str(plan)]) == 1  # QQQ's row is bad
+    at = page("status")
+    assert at.title[0].value == "Status"
+    assert any("'ten'" in e.value for e in at.error)  # the open plan error
+    assert at.metric[0].value == "2027-03-01 09:01"
+    settings = at.dataframe[0].value
+    assert "max_order_usd" in set(settings["Setting"])
