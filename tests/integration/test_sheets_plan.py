@@ -393,3 +393,22 @@ def test_sheet_init_on_an_existing_sheet_only_adds_missing_columns_at_the_end(ma
     assert rig.plan() == [["Ticker", "Status", "Amount", "Frequency", "Notes", "Log", "ID"],
                           ["AAPL", "Active", "10", "Weekly", "x"]]
     assert (1, 1) in api.worksheet(SID, "Plan").validations  # Status is column B here
+
+
+def test_refused_credentials_say_so_without_showing_the_key(make_rig, api):
+    rig = make_rig(daily_rows(1))
+    api.fail("/token", 400)  # a deleted key: Google's token endpoint says invalid_grant
+    with pytest.raises(SheetError, match=f"Google refused the credentials of {EMAIL}") as raised:
+        rig.source.load()
+    assert "PRIVATE KEY" not in str(raised.value) and "assertion" not in str(raised.value)
+
+
+def test_a_credentials_file_that_is_not_a_key_is_named_without_its_content(api, tmp_path):
+    path = tmp_path / "key.json"
+    path.write_text(json.dumps({"type": "service_account", "private_key": "-----BEGIN PRIVATE KEY-----\nsecret"}))
+    with pytest.raises(SheetError, match="is incomplete") as raised:
+        build_sheet_source(SheetRef(SID), path, api.base_url)
+    assert "secret" not in str(raised.value)
+    path.write_text("{not json")
+    with pytest.raises(SheetError, match="cannot be read as JSON"):
+        build_sheet_source(SheetRef(SID), path, api.base_url)
