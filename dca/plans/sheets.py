@@ -344,9 +344,15 @@ def _fingerprint(table: _Table, index: int, columns: Mapping[str, int]) -> tuple
     return tuple(_clean(table.cell(index, columns[c])) if c in columns else "" for c in REQUIRED_COLUMNS)
 
 
-def _cell_request(sheet_id: int, row: int, column: int, value: str) -> dict:
+def _cell_request(sheet_id: int, row: int, column: int, value: str, number: bool = False) -> dict:
+    """One cell, written as text (so a Log line starting with `=` is never a formula), or
+    as a number when `number` and the value is one (an amount edited in the panel keeps
+    the column's number format)."""
+    entered: dict[str, Any] = {"stringValue": value}
+    if number and re.fullmatch(r"[0-9]+(\.[0-9]{1,2})?", value):
+        entered = {"numberValue": float(value)}
     return {"updateCells": {"start": {"sheetId": sheet_id, "rowIndex": row, "columnIndex": column},
-                            "rows": [{"values": [{"userEnteredValue": {"stringValue": value}}]}],
+                            "rows": [{"values": [{"userEnteredValue": entered}]}],
                             "fields": "userEnteredValue"}}
 
 
@@ -625,12 +631,12 @@ class SheetPlanSource:
                                  f"'{now[:40]}', not '{str(loaded)[:40]}'")
                 continue
             if now != new:
-                cells.append((index, col, str(new)))
+                cells.append((index, col, str(new), name == "Amount (USD)"))
         if conflicts:
             raise SheetConflict("the sheet changed since it was loaded, so nothing was written: "
                                 + "; ".join(conflicts) + ". Reload and make the change again")
         if cells:
-            self.api.batch_update([_cell_request(table.sheet_id, r, c, v) for r, c, v in cells])
+            self.api.batch_update([_cell_request(table.sheet_id, r, c, v, n) for r, c, v, n in cells])
         return len(cells)
 
     # -- setting a sheet up --------------------------------------------------------------------

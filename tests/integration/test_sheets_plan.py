@@ -361,6 +361,7 @@ def test_a_panel_edit_writes_only_the_changed_cells_and_refuses_on_conflict(make
     assert rig.source.write_cells({("q1", "Amount (USD)"): ("20", "25")}) == 1
     write = [r for r in api.requests if r.kind == "write"][-1]
     assert len(write.body["requests"]) == 1
+    assert write.body["requests"][0]["updateCells"]["rows"][0]["values"][0]["userEnteredValue"] == {"numberValue": 25}
     assert rig.plan()[2][2] == "25"
     api.set_cell(SID, "Plan", "A2", "Inactive")  # changed in the sheet meanwhile
     with pytest.raises(SheetConflict, match=r"Status of row 2 \(A2\) is now 'Inactive', not 'Active'"):
@@ -412,3 +413,41 @@ def test_a_credentials_file_that_is_not_a_key_is_named_without_its_content(api, 
     path.write_text("{not json")
     with pytest.raises(SheetError, match="cannot be read as JSON"):
         build_sheet_source(SheetRef(SID), path, api.base_url)
+
+
+def test_an_address_without_gid_reads_the_first_tab_whatever_its_id(api, credentials):
+    sheet = api.add_spreadsheet(SID, {"Plan": daily_rows(1), "Other": [["x"]]})
+    sheet.sheets[0].sheet_id = 555
+    source = build_sheet_source(SheetRef(SID), credentials, api.base_url, FakeClock())
+    assert [r.row_id for r in source.load().rows] == ["r0000"]
+    source.write_logs({"r0000": "a log"})
+    assert api.values(SID, "Plan")[1][4] == "a log"
+
+
+def test_a_grid_too_narrow_for_new_columns_is_widened_in_the_same_write(make_rig, api):
+    rig = make_rig([["Status", "Stock Symbol", "Amount (USD)", "Frequency"], ["Active", "SPY", "10", "Daily"]])
+    api.worksheet(SID, "Plan").column_count = 4  # as a person may have trimmed it
+    report = rig.run(MONDAY)
+    assert [e.status for e in report.executions] == [Outcome.FILLED]
+    assert rig.plan()[0] == ["Status", "Stock Symbol", "Amount (USD)", "Frequency", "ID", "Log"]
+    assert api.api_requests() == 5
+
+
+def test_a_history_tab_made_by_hand_is_found_and_appended_to(make_rig, api):
+    rig = make_rig([HEADER, ["Active", "SPY", "10", "Daily", "", "s1"]])
+    api.add_spreadsheet(SID, {"Plan": [HEADER, ["Active", "SPY", "10", "Daily", "", "s1"]],
+                              "History": [list(HISTORY_COLUMNS)]})
+    rig.run(MONDAY)
+    assert [r[9] for r in rig.history()[1:]] == ["s1|2027-05-03|filled"]
+    api.reset_log()
+    rig.run(TUESDAY)  # its id is remembered: no search this time
+    assert len(rig.history()) == 3 and api.api_requests() == 3
+
+
+def test_a_log_line_is_written_as_text_never_as_a_formula(make_rig, api):
+    rig = make_rig([HEADER, ["Active", "SPY", "10", "Daily", "", "s1"]])
+    rig.source.load()
+    rig.source.write_logs({"s1": "=IMPORTXML(\"http://example.com\")"})
+    write = [r for r in api.requests if r.kind == "write"][-1]
+    assert write.body["requests"][-1]["updateCells"]["rows"][0]["values"][0]["userEnteredValue"] == {
+        "stringValue": "=IMPORTXML(\"http://example.com\")"}
