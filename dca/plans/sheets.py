@@ -28,7 +28,6 @@ ignores Retry-After, and gspread sets no timeout: both are handled here.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import logging
@@ -37,7 +36,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from typing import Any, Mapping, Protocol, Sequence
 
 from dca.domain import (
     PLAN_COLUMNS,

@@ -229,7 +229,7 @@ def test_assign_ids_returns_the_plan_read_again_with_the_ids(plan_file):
 def test_write_logs_finds_rows_by_id_after_they_were_reordered(plan_file, tmp_path):
     plan_file.write_text(HEADER + "Active,AAPL,10,Weekly,,a1\nActive,SPY,500,Weekly,,s1\nActive,VTI,1000,Monthly,,v1\n")
     source = CsvPlanSource(plan_file)
-    version = source.load().version
+    source.load()
     # Reordered, a row inserted and an unknown column added, after the load.
     plan_file.write_text(
         "Status,Stock Symbol,Amount (USD),Frequency,Log,ID,Extra\n"
@@ -602,7 +602,7 @@ def test_write_logs_without_an_id_column_leaves_the_file_untouched(plan_file):
 def test_write_logs_refuses_a_file_that_became_malformed_and_leaves_it_alone(plan_file):
     plan_file.write_text(HEADER + "Active,AAPL,10,Weekly,,a1\n")
     source = CsvPlanSource(plan_file)
-    version = source.load().version
+    source.load()
     broken = (HEADER + 'Active,AAPL,10,Weekly,,a1\nActive,"SPY,10,Weekly,,\n').encode()
     plan_file.write_bytes(broken)
     with pytest.raises(PlanError, match="never closed"):
@@ -617,7 +617,7 @@ def test_write_logs_refuses_a_file_that_became_malformed_and_leaves_it_alone(pla
 def test_write_logs_refuses_a_file_that_no_longer_reads_as_a_plan_and_leaves_it_alone(plan_file, edited):
     plan_file.write_text(HEADER + "Active,AAPL,10,Weekly,,a1\n")
     source = CsvPlanSource(plan_file)
-    version = source.load().version
+    source.load()
     plan_file.write_text(edited)
     with pytest.raises(PlanError):
         source.write_logs({"a1": "filled"})
