@@ -189,7 +189,7 @@ def test_a_slow_sheet_times_out_and_is_retried(api, credentials):
     api.add_spreadsheet(SID, {"Plan": daily_rows(1)})
     source = build_sheet_source(SheetRef(SID, gid=0), credentials, api.base_url, FakeClock(),
                                 policy=RetryPolicy(timeout=0.2))
-    api.fail(":getByDataFilter", None, delay=1.0)  # answers, but too late
+    api.fail(":getByDataFilter", None, delay=0.5)  # answers, but too late
     assert [r.row_id for r in source.load().rows] == ["r0000"]
     assert api.api_requests() == 2
 
@@ -330,7 +330,7 @@ def test_a_write_is_retried_after_429_since_it_was_certainly_not_applied(make_ri
 def test_a_write_that_times_out_is_not_retried_blindly(make_rig, api, credentials, tmp_path):
     rig = make_rig([HEADER, ["Active", "SPY", "10", "Daily", "", "s1"]])
     rig.source.api.client.set_timeout(0.3)
-    api.fail(":batchUpdate", None, delay=1.0)  # applied, but the answer comes too late
+    api.fail(":batchUpdate", None, delay=0.6)  # applied, but the answer comes too late
     report = rig.run(MONDAY)
     assert report.delivery["log"]["waiting"] == 1
     writes = [r for r in api.requests if r.kind == "write"]
