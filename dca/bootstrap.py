@@ -68,6 +68,14 @@ def prepare_folders(settings: Settings) -> None:
 
 
 def build_plan_source(settings: Settings) -> PlanSource:
+    if settings.uses_sheet:
+        from dca.plans.sheets import SheetError, SheetRef, build_sheet_source
+
+        ref = SheetRef(settings.sheet_id, settings.sheet_gid, settings.sheet_worksheet)
+        try:
+            return build_sheet_source(ref, settings.google_credentials, settings.sheets_api_url)
+        except SheetError as e:
+            raise ConfigError(str(e)) from None
     from dca.plans.csv_file import CsvPlanSource, write_example_plan
 
     if settings.default_plan and not settings.plan_path.exists():
@@ -130,6 +138,8 @@ def build(settings: Settings, checkpoint: Checkpoint | None = None) -> Services:
     if broker.simulated:
         logger.info("Running with the %s: no real orders are placed", broker.name)
     ledger = Ledger(settings.db_path, lock_timeout=settings.lock_timeout_seconds)
+    if hasattr(plan_source, "use_memory"):  # a Google Sheet keeps its last plan read in the ledger
+        plan_source.use_memory(ledger)
     notifier = build_notifier(settings)
     schedule = build_schedule(settings)
     engine = Engine(plan_source, broker, ledger, notifier, schedule, run_options(settings), checkpoint)

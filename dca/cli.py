@@ -312,13 +312,24 @@ def cmd_confirm_row(args, services: Services) -> int:
     return EXIT_OK
 
 
+def cmd_sheet(args, services: Services) -> int:
+    source = services.plan_source
+    if not hasattr(source, "init"):
+        raise UsageError(f"the plan is {source.description}, not a Google Sheet; put the sheet's address in "
+                         "DCA_PLAN or --plan")
+    done = source.init()
+    emit(args, {"sheet": source.description, "done": done},
+         lambda: f"{source.description}:\n" + "\n".join(f"- {line}" for line in done))
+    return EXIT_OK
+
+
 # -- wiring --------------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", help="settings file (default: $DCA_CONFIG, else none)")
-    common.add_argument("--plan", help="plan CSV file (default: $DCA_PLAN, else $DCA_HOME/plan.csv)")
+    common.add_argument("--plan", help="plan CSV file or Google Sheet address (default: $DCA_PLAN, else $DCA_HOME/plan.csv)")
     common.add_argument("--db", help="ledger SQLite file (default: $DCA_DB, else $DCA_HOME/ledger.sqlite3)")
     common.add_argument("--json", action="store_true", help="machine-readable output")
     common.add_argument("-v", "--verbose", action="store_true", help="log what happens to stderr")
@@ -343,6 +354,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("row_id", help="the row's ID, as the hold's message gives it")
     p.set_defaults(func=cmd_confirm_row)
     sub.add_parser("status", parents=[common], help="configuration in effect, last run, next executions").set_defaults(func=cmd_status)
+    p = sub.add_parser("sheet", parents=[common], help="set up the Google Sheet that holds the plan")
+    p.add_argument("action", choices=["init"], help="init: header row, dropdowns and a History worksheet; "
+                   "on a sheet already set up, only what is missing")
+    p.set_defaults(func=cmd_sheet)
     return parser
 
 
@@ -353,7 +368,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
         settings = load_settings(args.config, overrides={
-            "plan_path": args.plan and Path(args.plan), "db_path": args.db and Path(args.db)})
+            "plan_path": args.plan, "db_path": args.db and Path(args.db)})  # --plan may be a sheet's address
         services = build(settings)
         return args.func(args, services)
     except DcaError as error:

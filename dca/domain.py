@@ -111,6 +111,9 @@ class ParsedPlan:
     issues: list[RowIssue] = field(default_factory=list)
     # Row numbers of non-blank rows, valid or not, that have no usable ID yet.
     unidentified: list[int] = field(default_factory=list)
+    # Which state of the source this was read from; a write by row number takes it, so a
+    # plan that changed since is refused rather than written by position (set by sources).
+    version: str | None = None
 
     @property
     def errors(self) -> list[RowIssue]:

@@ -211,8 +211,8 @@ class _Run:
         if plan.unidentified:
             new_ids = {n: new_row_id() for n in plan.unidentified}
             try:
-                self.e.plan_source.assign_ids(new_ids)
-                plan = self.e.plan_source.load()
+                # Stored, then confirmed by reading the plan again: only that plan is used.
+                plan = self.e.plan_source.assign_ids(new_ids, plan.version)
             except PlanError as error:
                 # Without a stored ID the next run would mint another one and buy again.
                 logger.warning("could not store new row IDs: %s", error)

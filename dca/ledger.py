@@ -90,6 +90,13 @@ CREATE TABLE IF NOT EXISTS confirmed_rows (
     row_id TEXT PRIMARY KEY,
     confirmed_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS source_memory (
+    source TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (source, key)
+);
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY,
     started_at TEXT NOT NULL,
@@ -506,6 +513,22 @@ class Ledger:
             db.executemany(
                 "UPDATE outbox SET attempts=attempts+1, last_error=? WHERE id=?", [(error[:500], i) for i in ids]
             )
+
+    # -- what a plan source keeps (e.g. the last plan read from a Google Sheet) -----------
+
+    def remember(self, source: str, key: str, value: str) -> None:
+        with self._write() as db:
+            db.execute("INSERT OR REPLACE INTO source_memory VALUES (?,?,?,?)", (source, key, value, _utcnow()))
+
+    def recall(self, source: str, key: str) -> tuple[str, str] | None:
+        """(value, when it was stored, UTC) or None."""
+        try:
+            with self._connect() as db:
+                r = db.execute("SELECT value, updated_at FROM source_memory WHERE source=? AND key=?",
+                               (source, key)).fetchone()
+        except sqlite3.OperationalError:  # a read-only ledger from before the table existed
+            return None
+        return None if r is None else (r["value"], r["updated_at"])
 
     # -- runs -----------------------------------------------------------------------------
 

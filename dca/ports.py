@@ -28,16 +28,45 @@ class PlanSource(Protocol):
     description: str
 
     def load(self) -> ParsedPlan:
-        """Read and parse the plan; raises PlanError when it cannot be read at all."""
+        """Read and parse the plan, with the `version` it was read at; raises PlanError
+        when it cannot be read at all."""
         ...
 
-    def assign_ids(self, ids_by_row: Mapping[int, str]) -> None:
-        """Durably store new IDs (row number -> ID); raises PlanError if it cannot."""
+    def assign_ids(self, ids_by_row: Mapping[int, str], version: str | None) -> ParsedPlan:
+        """Durably store new IDs (row number -> ID) in the plan as it was at `version`
+        (row numbers mean nothing in another one), then read it again to confirm each ID
+        is on the row it was meant for, and return that plan. Raises PlanError if the
+        plan changed since `version`, or the IDs cannot be stored and confirmed."""
         ...
 
-    def write_logs(self, lines_by_id: Mapping[str, str]) -> set[str]:
-        """Write Log cells by row ID; returns the IDs found in the plan (and written)."""
+    def write_logs(self, lines_by_id: Mapping[str, str], history: Sequence[HistoryEntry] = (),
+                   maybe_written: bool = False) -> set[str]:
+        """Write Log cells by row ID, found where they are at the time of writing (never by
+        row number), and append `history` where the source keeps one. `maybe_written`: an
+        earlier attempt may have been applied, so entries already there are not added
+        again. Returns the IDs found in the plan (and written)."""
         ...
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One outcome, as a plan source's History keeps it. `key` (row ID, scheduled date,
+    status) identifies it, so a write that may have been applied is not appended twice."""
+
+    time: str  # when the outcome was recorded, New York time
+    scheduled: str  # the execution's scheduled date, YYYY-MM-DD
+    row_id: str
+    symbol: str
+    amount: str
+    quantity: str
+    price: str
+    status: str
+    order_ref: str
+    message: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.row_id}|{self.scheduled}|{self.status}"
 
 
 class Clock(Protocol):

@@ -53,6 +53,12 @@ class Settings:
     sim_faults: Mapping[str, str] = field(default_factory=dict)
     notify_file: Path | None = None
     lock_timeout_seconds: float = 900.0
+    # The plan as a Google Sheet: set by a sheet's address in DCA_PLAN (or DCA_SHEET_ID).
+    sheet_id: str | None = None
+    sheet_gid: int | None = None
+    sheet_worksheet: str | None = None
+    google_credentials: Path | None = None
+    sheets_api_url: str = "https://sheets.googleapis.com"
     config_file: Path | None = None
     # Which settings came from where, for `dca status`.
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
@@ -63,7 +69,11 @@ class Settings:
 
     @property
     def default_plan(self) -> bool:
-        return self.plan_path == self.home / "plan.csv"
+        return self.sheet_id is None and self.plan_path == self.home / "plan.csv"
+
+    @property
+    def uses_sheet(self) -> bool:
+        return self.sheet_id is not None
 
     def describe(self) -> dict[str, Any]:
         """Everything in effect, safe to print (secret values are masked)."""
@@ -87,6 +97,38 @@ class Settings:
 # name: (toml section.key, environment variable, parser)
 def _path(v: Any) -> Path:
     return Path(os.path.expanduser(str(v)))
+
+
+def _plan_location(v: Any):
+    """A path, or a Google Sheet's address (recognised before any path handling, which
+    would turn `https://` into `https:/`)."""
+    from dca.plans.sheets import looks_like_url, parse_sheet_url
+
+    if looks_like_url(v):
+        return parse_sheet_url(str(v))
+    return _path(v)
+
+
+def _sheet_id(v: Any) -> str:
+    from dca.plans.sheets import looks_like_url, parse_sheet_id
+
+    if looks_like_url(v):
+        raise ValueError("this takes the bare spreadsheet id; put the sheet's address in DCA_PLAN instead")
+    return parse_sheet_id(str(v))
+
+
+def _worksheet(v: Any) -> str:
+    text = str(v).strip()
+    if not text or len(text) > 100:
+        raise ValueError(f"'{text[:100]}' is not a worksheet name (the tab's name at the bottom of the sheet)")
+    return text
+
+
+def _api_url(v: Any) -> str:
+    text = str(v).strip().rstrip("/")
+    if not re.fullmatch(r"https?://[^\s/]+(:\d+)?", text):
+        raise ValueError(f"'{text[:80]}' is not a base address like https://sheets.googleapis.com")
+    return text
 
 
 def _run_time(v: Any) -> time:
@@ -179,7 +221,7 @@ def _bounded(v: Any, most: float, unit: str) -> float:
 
 _KEYS: dict[str, tuple[str, str, Callable[[Any], Any]]] = {
     "home": ("data.home", "DCA_HOME", _path),
-    "plan_path": ("plan.path", "DCA_PLAN", _path),
+    "plan_path": ("plan.path", "DCA_PLAN", _plan_location),
     "db_path": ("ledger.path", "DCA_DB", _path),
     "run_time": ("schedule.run_time", "DCA_RUN_TIME", _run_time),
     "grace": ("schedule.grace_minutes", "DCA_GRACE_MINUTES", _minutes),
@@ -194,6 +236,10 @@ _KEYS: dict[str, tuple[str, str, Callable[[Any], Any]]] = {
     "sim_faults": ("broker.faults", "DCA_SIM_FAULTS", _faults),
     "notify_file": ("notify.file", "DCA_NOTIFY_FILE", _path),
     "lock_timeout_seconds": ("ledger.lock_timeout_seconds", "DCA_LOCK_TIMEOUT", _seconds),
+    "sheet_id": ("plan.sheet_id", "DCA_SHEET_ID", _sheet_id),
+    "sheet_worksheet": ("plan.worksheet", "DCA_SHEET_WORKSHEET", _worksheet),
+    "google_credentials": ("plan.credentials", "GOOGLE_APPLICATION_CREDENTIALS", _path),
+    "sheets_api_url": ("plan.sheets_api_url", "DCA_SHEETS_API_URL", _api_url),
 }
 _SECRET_KEYS = re.compile(r"(?i)(secret|token|password|webhook|private|key)")
 
@@ -277,6 +323,7 @@ def load_settings(
         known = ", ".join(k for k, _, _ in _KEYS.values())
         raise ConfigError(f"{config_path}: unknown setting(s) {unknown}; known settings are {known}")
 
+    _sheet_settings(values, sources)
     home = values.setdefault("home", default_home(env))
     values.setdefault("plan_path", home / "plan.csv")
     values.setdefault("db_path", home / "ledger.sqlite3")
@@ -286,6 +333,27 @@ def load_settings(
     if values.get("sim_faults") and values.get("broker", "simulated") != "simulated":
         raise ConfigError("broker.faults only applies to the simulated broker; remove it")
     return Settings(**values, sources=sources)
+
+
+def _sheet_settings(values: dict[str, Any], sources: dict[str, str]) -> None:
+    """A sheet's address given as the plan becomes the sheet settings (its id, its gid)."""
+    from dca.plans.sheets import SheetRef
+
+    location = values.get("plan_path")
+    if isinstance(location, SheetRef):
+        where = sources.pop("plan_path")
+        del values["plan_path"]
+        if values.get("sheet_id") not in (None, location.spreadsheet_id):
+            raise ConfigError(f"{where} names spreadsheet {location.spreadsheet_id} but {sources['sheet_id']} "
+                              f"names {values['sheet_id']}; keep one of them")
+        values["sheet_id"], values["sheet_gid"] = location.spreadsheet_id, location.gid
+        sources["sheet_id"] = where
+    if values.get("sheet_worksheet") and values.get("sheet_gid") is not None:
+        raise ConfigError(f"{sources['sheet_worksheet']} names worksheet '{values['sheet_worksheet']}' but the "
+                          f"address in {sources['sheet_id']} names gid {values['sheet_gid']}; keep one of them")
+    if values.get("sheet_worksheet") and not values.get("sheet_id"):
+        raise ConfigError(f"{sources['sheet_worksheet']} names a worksheet, but no Google Sheet is set; put the "
+                          "sheet's address in DCA_PLAN")
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

@@ -314,7 +314,6 @@ class CsvPlanSource:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.description = f"CSV file {self.path}"
-        self._loaded_digest: str | None = None
 
     def _read(self) -> bytes:
         try:
@@ -326,18 +325,23 @@ class CsvPlanSource:
 
     def load(self) -> ParsedPlan:
         raw = self._read()
-        self._loaded_digest = hashlib.sha256(raw).hexdigest()
-        return _Document.read(raw, self.path).parse()
+        plan = _Document.read(raw, self.path).parse()
+        plan.version = hashlib.sha256(raw).hexdigest()  # the exact bytes the row numbers refer to
+        return plan
 
-    def assign_ids(self, ids_by_row: Mapping[int, str]) -> None:
+    def assign_ids(self, ids_by_row: Mapping[int, str], version: str | None) -> ParsedPlan:
         def put_ids(document: _Document, column) -> dict[int, dict[int, str]]:
             id_col = column("ID")
             return {row_number - 1: {id_col: row_id} for row_number, row_id in ids_by_row.items()}
 
         # IDs are given by row number, so the file must be exactly what was parsed.
-        self._rewrite(put_ids, expected_digest=self._loaded_digest)
+        if version is None:
+            raise PlanError(f"plan file {self.path}: new IDs need the version of the plan they were made for")
+        self._rewrite(put_ids, expected_digest=version)
+        return self.load()
 
-    def write_logs(self, lines_by_id: Mapping[str, str]) -> set[str]:
+    def write_logs(self, lines_by_id: Mapping[str, str], history=(), maybe_written: bool = False) -> set[str]:
+        # A CSV plan keeps no History: the ledger (`dca history`) is its history.
         found: set[str] = set()
 
         def put_logs(document: _Document, column) -> dict[int, dict[int, str]]:
@@ -392,7 +396,6 @@ class CsvPlanSource:
             raise PlanError(f"plan file {self.path} was edited during the update; run again") from None
         except OSError as e:
             raise PlanError(f"cannot write plan file {self.path}: {e.strerror}") from e
-        self._loaded_digest = hashlib.sha256(new_raw).hexdigest()
 
     def _check_writable(self) -> None:
         try:

@@ -75,7 +75,7 @@ def test_assign_ids_appends_an_id_column_and_keeps_every_other_cell(plan_file):
     source = CsvPlanSource(plan_file)
     plan = source.load()
     assert plan.unidentified == [2, 4]
-    source.assign_ids({2: "rid2", 4: "rid4"})
+    source.assign_ids({2: "rid2", 4: "rid4"}, plan.version)
 
     rows = rows_of(plan_file)
     assert rows[0] == ["Notes", "Status", "Symbol", "Amount (USD)", "Frequency", "Log", "ID"]
@@ -94,8 +94,9 @@ def test_assign_ids_appends_an_id_column_and_keeps_every_other_cell(plan_file):
 def test_assign_ids_fills_an_existing_id_column_and_leaves_other_ids_alone(plan_file):
     plan_file.write_text(HEADER + "Active,AAPL,10,Weekly,,a1\nActive,SPY,500,Weekly,,\nActive,VTI,1000,Monthly\n")
     source = CsvPlanSource(plan_file)
-    assert source.load().unidentified == [3, 4]
-    source.assign_ids({3: "s1", 4: "v1"})
+    plan = source.load()
+    assert plan.unidentified == [3, 4]
+    source.assign_ids({3: "s1", 4: "v1"}, plan.version)
     assert rows_of(plan_file) == [
         HEADER.strip().split(","),
         ["Active", "AAPL", "10", "Weekly", "", "a1"],
@@ -108,8 +109,9 @@ def test_assign_ids_fills_an_existing_id_column_and_leaves_other_ids_alone(plan_
 def test_assign_ids_on_a_bom_crlf_file_as_a_spreadsheet_saves_it(plan_file):
     plan_file.write_bytes(("\ufeff" + HEADER.replace("\n", "\r\n") + "Active,AAPL,10,Weekly,,\r\nActive,SPY,500,Weekly,,s1\r\n").encode())
     source = CsvPlanSource(plan_file)
-    assert source.load().unidentified == [2]
-    source.assign_ids({2: "a1"})
+    plan = source.load()
+    assert plan.unidentified == [2]
+    source.assign_ids({2: "a1"}, plan.version)
     plan = CsvPlanSource(plan_file).load()
     assert plan.issues == [] and plan.unidentified == []
     assert [(r.symbol, r.row_id) for r in plan.rows] == [("AAPL", "a1"), ("SPY", "s1")]
@@ -121,8 +123,8 @@ def test_assign_ids_on_a_bom_crlf_file_as_a_spreadsheet_saves_it(plan_file):
 def test_a_file_without_a_bom_does_not_get_one(plan_file):
     plan_file.write_text(HEADER + "Active,AAPL,10,Weekly,,\n")
     source = CsvPlanSource(plan_file)
-    source.load()
-    source.assign_ids({2: "a1"})
+    version = source.load().version
+    source.assign_ids({2: "a1"}, version)
     assert plan_file.read_bytes().startswith(b"Status,")
 
 
@@ -132,7 +134,7 @@ def test_assign_ids_puts_the_id_on_the_parsed_row_even_after_a_multi_line_cell(p
     plan = source.load()
     (spy,) = [r for r in plan.rows if r.symbol == "SPY"]
     assert plan.unidentified == [spy.row_number]
-    source.assign_ids({spy.row_number: "s1"})
+    source.assign_ids({spy.row_number: "s1"}, plan.version)
     rows = {r.symbol: (r.row_id, r.log) for r in CsvPlanSource(plan_file).load().rows}
     assert rows == {"AAPL": ("a1", "first line\nsecond line"), "SPY": ("s1", "")}
 
@@ -146,8 +148,8 @@ def test_assign_ids_through_a_symlink_stores_the_id_in_the_linked_plan(tmp_path)
     link = tmp_path / "plan.csv"
     link.symlink_to(real)
     source = CsvPlanSource(link)
-    source.load()
-    source.assign_ids({2: "a1"})
+    version = source.load().version
+    source.assign_ids({2: "a1"}, version)
     assert link.is_symlink()
     assert [r.row_id for r in CsvPlanSource(real).load().rows] == ["a1"]
 
@@ -156,8 +158,8 @@ def test_assign_ids_keeps_the_files_permissions_and_leaves_no_temp_files(plan_fi
     plan_file.write_text(HEADER + "Active,AAPL,10,Weekly,,\n")
     plan_file.chmod(0o640)
     source = CsvPlanSource(plan_file)
-    source.load()
-    source.assign_ids({2: "a1"})
+    version = source.load().version
+    source.assign_ids({2: "a1"}, version)
     assert stat.S_IMODE(plan_file.stat().st_mode) == 0o640
     assert leftovers(tmp_path, keep={"plan.csv"}) == []
 
@@ -166,10 +168,10 @@ def test_assign_ids_on_a_read_only_file_is_a_plan_error_and_changes_nothing(plan
     original = HEADER + "Active,AAPL,10,Weekly,,\n"
     plan_file.write_text(original)
     source = CsvPlanSource(plan_file)
-    source.load()
+    version = source.load().version
     plan_file.chmod(0o444)
     with pytest.raises(PlanError, match="read-only"):
-        source.assign_ids({2: "a1"})
+        source.assign_ids({2: "a1"}, version)
     assert plan_file.read_text() == original
     assert leftovers(tmp_path, keep={"plan.csv"}) == []
 
@@ -177,10 +179,10 @@ def test_assign_ids_on_a_read_only_file_is_a_plan_error_and_changes_nothing(plan
 def test_assign_ids_on_a_deleted_file_is_a_plan_error(plan_file, tmp_path):
     plan_file.write_text(HEADER + "Active,AAPL,10,Weekly,,\n")
     source = CsvPlanSource(plan_file)
-    source.load()
+    version = source.load().version
     plan_file.unlink()
     with pytest.raises(PlanError, match="disappeared"):
-        source.assign_ids({2: "a1"})
+        source.assign_ids({2: "a1"}, version)
     assert not plan_file.exists()
     assert leftovers(tmp_path, keep=set()) == []
 
@@ -188,14 +190,37 @@ def test_assign_ids_on_a_deleted_file_is_a_plan_error(plan_file, tmp_path):
 def test_assign_ids_after_the_file_was_edited_is_a_plan_error_and_keeps_the_edit(plan_file, tmp_path):
     plan_file.write_text(HEADER + "Active,AAPL,10,Weekly,,\n")
     source = CsvPlanSource(plan_file)
-    assert source.load().unidentified == [2]
+    plan = source.load()
+    assert plan.unidentified == [2]
     # The person inserts a row above: row 2 is now a different row.
     edited = HEADER + "Active,QQQ,50,Daily,,\nActive,AAPL,10,Weekly,,\n"
     plan_file.write_text(edited)
     with pytest.raises(PlanError, match="changed"):
-        source.assign_ids({2: "a1"})
+        source.assign_ids({2: "a1"}, plan.version)
     assert plan_file.read_text() == edited
     assert leftovers(tmp_path, keep={"plan.csv"}) == []
+
+
+def test_ids_are_stored_against_the_version_they_were_made_for_not_the_latest_read(plan_file):
+    """Another read through the same source (the panel, a status query) between the run's
+    read and its ID write must not make a changed file look like the one the IDs are for."""
+    plan_file.write_text(HEADER + "Active,AAPL,10,Weekly,,\n")
+    source = CsvPlanSource(plan_file)
+    plan = source.load()
+    edited = HEADER + "Active,QQQ,50,Daily,,\nActive,AAPL,10,Weekly,,\n"
+    plan_file.write_text(edited)
+    assert source.load().version != plan.version  # read again meanwhile
+    with pytest.raises(PlanError, match="changed"):
+        source.assign_ids({2: "a1"}, plan.version)
+    assert plan_file.read_text() == edited  # QQQ never got AAPL's ID
+
+
+def test_assign_ids_returns_the_plan_read_again_with_the_ids(plan_file):
+    plan_file.write_text(HEADER + "Active,AAPL,10,Weekly,,\n")
+    source = CsvPlanSource(plan_file)
+    confirmed = source.assign_ids({2: "a1"}, source.load().version)
+    assert [(r.row_id, r.symbol) for r in confirmed.rows] == [("a1", "AAPL")]
+    assert confirmed.unidentified == [] and confirmed.version == source.load().version
 
 
 # -- writing Log cells ------------------------------------------------------------------
@@ -490,7 +515,7 @@ def test_a_semicolon_or_tab_separated_plan_is_read_and_written_with_its_separato
     plan = source.load()
     assert [(r.symbol, r.amount) for r in plan.rows] == [("AAPL", Decimal("1000.50"))]
     assert "'10,5' is not an amount" in plan.errors[0].message  # never read as a decimal comma
-    source.assign_ids({2: "a1"})
+    source.assign_ids({2: "a1"}, plan.version)
     source.write_logs({"s1": "error; see row 3"})
     expected = text.replace(f"Weekly{sep}{sep}\r\n", f"Weekly{sep}{sep}a1\r\n", 1)
     expected = expected.replace(f"Weekly{sep}{sep}s1", f'Weekly{sep}' + ('"error; see row 3"' if sep == ";" else "error; see row 3") + f"{sep}s1")
@@ -507,8 +532,9 @@ def test_a_utf16_plan_with_a_byte_order_mark_is_read_and_written_back_as_utf16(p
     text = "\ufeff" + HEADER.replace(",", "\t").replace("\n", "\r\n") + "Active\tAAPL\t10\tWeekly\t\t\r\n"
     plan_file.write_bytes(text.encode("utf-16-le"))
     source = CsvPlanSource(plan_file)
-    assert [r.symbol for r in source.load().rows] == ["AAPL"]
-    source.assign_ids({2: "a1"})
+    plan = source.load()
+    assert [r.symbol for r in plan.rows] == ["AAPL"]
+    source.assign_ids({2: "a1"}, plan.version)
     assert plan_file.read_bytes() == text.replace("Weekly\t\t\r\n", "Weekly\t\ta1\r\n").encode("utf-16-le")
 
 
@@ -541,7 +567,7 @@ def test_writes_keep_every_byte_but_the_cells_they_change(plan_file):
     source = CsvPlanSource(plan_file)
     plan = source.load()
     assert plan.unidentified == [3, 4]
-    source.assign_ids({3: "s1", 4: "v1"})
+    source.assign_ids({3: "s1", 4: "v1"}, plan.version)
     source.write_logs({"a1": "filled", "t1": 'skipped, "2" TSLA', "v1": "filled"})
     expected = (
         "\ufeffNotes,Status,Stock Symbol,Amount (USD),Frequency,Log,ID\r\n"
@@ -561,8 +587,8 @@ def test_writes_keep_every_byte_but_the_cells_they_change(plan_file):
 def test_a_new_id_column_is_added_at_the_end_of_the_header_line_only(plan_file):
     plan_file.write_bytes(b"Status,Stock Symbol,Amount (USD),Frequency\r\nActive,AAPL,10,Weekly\r\n\r\n")
     source = CsvPlanSource(plan_file)
-    source.load()
-    source.assign_ids({2: "a1"})
+    version = source.load().version
+    source.assign_ids({2: "a1"}, version)
     assert plan_file.read_bytes() == b"Status,Stock Symbol,Amount (USD),Frequency,ID\r\nActive,AAPL,10,Weekly,a1\r\n\r\n"
 
 
