@@ -42,6 +42,8 @@ def for_this_rerun(shared: Services) -> Services:
     own: a plan source remembers the file it last read, to refuse writing IDs into a file
     that changed since, and another session's read must not stand in for this one's."""
     plan_source = build_plan_source(shared.settings)
+    if hasattr(plan_source, "use_memory"):  # as bootstrap.build does: a sheet's last plan read
+        plan_source.use_memory(shared.ledger)
     engine = Engine(plan_source, shared.broker, shared.ledger, shared.notifier, shared.schedule, shared.engine.options)
     return replace(shared, plan_source=plan_source, engine=engine)
 
