@@ -93,6 +93,12 @@ def build_plan_source(settings: Settings) -> PlanSource:
     return CsvPlanSource(settings.plan_path)
 
 
+def attach_ledger(plan_source: PlanSource, ledger: Ledger) -> None:
+    """A Google Sheet keeps its last plan read in the ledger, for when it is unreachable."""
+    if hasattr(plan_source, "use_memory"):
+        plan_source.use_memory(ledger)
+
+
 def build_schedule(settings: Settings) -> Schedule:
     from dca.trading_calendar import NyseCalendar
 
@@ -138,8 +144,7 @@ def build(settings: Settings, checkpoint: Checkpoint | None = None) -> Services:
     if broker.simulated:
         logger.info("Running with the %s: no real orders are placed", broker.name)
     ledger = Ledger(settings.db_path, lock_timeout=settings.lock_timeout_seconds)
-    if hasattr(plan_source, "use_memory"):  # a Google Sheet keeps its last plan read in the ledger
-        plan_source.use_memory(ledger)
+    attach_ledger(plan_source, ledger)
     notifier = build_notifier(settings)
     schedule = build_schedule(settings)
     engine = Engine(plan_source, broker, ledger, notifier, schedule, run_options(settings), checkpoint)

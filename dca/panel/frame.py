@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import streamlit as st
 
-from dca.bootstrap import Services, build, build_plan_source
+from dca.bootstrap import Services, attach_ledger, build, build_plan_source
 from dca.engine import Engine
 from dca.errors import ConfigError, DcaError
 from dca.settings import Settings, load_settings
@@ -42,8 +42,7 @@ def for_this_rerun(shared: Services) -> Services:
     own: a plan source remembers the file it last read, to refuse writing IDs into a file
     that changed since, and another session's read must not stand in for this one's."""
     plan_source = build_plan_source(shared.settings)
-    if hasattr(plan_source, "use_memory"):  # as bootstrap.build does: a sheet's last plan read
-        plan_source.use_memory(shared.ledger)
+    attach_ledger(plan_source, shared.ledger)
     engine = Engine(plan_source, shared.broker, shared.ledger, shared.notifier, shared.schedule, shared.engine.options)
     return replace(shared, plan_source=plan_source, engine=engine)
 
