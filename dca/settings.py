@@ -53,6 +53,9 @@ class Settings:
     sim_faults: Mapping[str, str] = field(default_factory=dict)
     notify_file: Path | None = None
     lock_timeout_seconds: float = 900.0
+    # The HTTP API (`dca api`): its bearer token, and the shared secret TradingView alerts carry.
+    api_token: str | None = field(default=None, metadata={"secret": True})
+    tradingview_secret: str | None = field(default=None, metadata={"secret": True})
     config_file: Path | None = None
     # Which settings came from where, for `dca status`.
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
@@ -177,6 +180,15 @@ def _bounded(v: Any, most: float, unit: str) -> float:
     return n
 
 
+def _secret_text(v: Any) -> str | None:
+    text = str(v).strip()
+    if not text:
+        return None  # set but empty: as if unset
+    if len(text) < 16:
+        raise ValueError("is shorter than 16 characters; use a long random value (e.g. `openssl rand -hex 32`)")
+    return text
+
+
 _KEYS: dict[str, tuple[str, str, Callable[[Any], Any]]] = {
     "home": ("data.home", "DCA_HOME", _path),
     "plan_path": ("plan.path", "DCA_PLAN", _path),
@@ -194,6 +206,8 @@ _KEYS: dict[str, tuple[str, str, Callable[[Any], Any]]] = {
     "sim_faults": ("broker.faults", "DCA_SIM_FAULTS", _faults),
     "notify_file": ("notify.file", "DCA_NOTIFY_FILE", _path),
     "lock_timeout_seconds": ("ledger.lock_timeout_seconds", "DCA_LOCK_TIMEOUT", _seconds),
+    "api_token": ("api.token", "DCA_API_TOKEN", _secret_text),
+    "tradingview_secret": ("api.tradingview_secret", "DCA_TRADINGVIEW_SECRET", _secret_text),
 }
 _SECRET_KEYS = re.compile(r"(?i)(secret|token|password|webhook|private|key)")
 
