@@ -797,7 +797,8 @@ class _OneOff(_Run):
             message = message.removesuffix("; carried forward") + "; nothing bought"
         # Placed when asked, so never late; its time is the moment it was asked for.
         return replace(super()._new_execution(row, day, status, message, **fields),
-                       scheduled_at=self.now.astimezone(NEW_YORK), late=False, row_number=None)
+                       scheduled_at=self.now.astimezone(NEW_YORK).replace(microsecond=0), late=False,
+                       row_number=None)
 
 
 class _OneOffDryRun(_OneOff, _DryRun):

@@ -170,7 +170,13 @@ def _claim(ledger: Ledger, row_id: str, source: str, key: str, symbol: str, amou
             (row_id, source, key, symbol, str(amount), day.isoformat(), stamp))
 
 
-def alert_ids(ledger: Ledger) -> dict[str, str]:
-    """Row ID -> the key it was derived from (an alert id, an Idempotency-Key), for the history."""
-    with closing(_db(ledger)) as db:
-        return {r["row_id"]: r["idempotency_key"] for r in db.execute("SELECT row_id, idempotency_key FROM one_off_keys")}
+def one_off_keys(ledger: Ledger) -> dict[str, tuple[str, str]]:
+    """Row ID -> (source, the key it was derived from: an alert id, an Idempotency-Key)."""
+    if ledger.read_only and not ledger.path.exists():
+        return {}
+    try:
+        with closing(_db(ledger)) as db:
+            return {r["row_id"]: (r["source"], r["idempotency_key"])
+                    for r in db.execute("SELECT row_id, source, idempotency_key FROM one_off_keys")}
+    except sqlite3.OperationalError:  # a read-only ledger from before the table existed
+        return {}
