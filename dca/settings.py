@@ -54,8 +54,8 @@ class Settings:
     notify_file: Path | None = None
     lock_timeout_seconds: float = 900.0
     # The HTTP API (`dca api`): its bearer token, and the shared secret TradingView alerts carry.
-    api_token: str | None = field(default=None, metadata={"secret": True})
-    tradingview_secret: str | None = field(default=None, metadata={"secret": True})
+    api_token: str | None = field(default=None, repr=False, metadata={"secret": True})
+    tradingview_secret: str | None = field(default=None, repr=False, metadata={"secret": True})
     config_file: Path | None = None
     # Which settings came from where, for `dca status`.
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
