@@ -420,7 +420,14 @@ def _problems(errors) -> list[dict]:
             for e in errors]
 
 
+def server_config(app: FastAPI, host: str, port: int, log_level: str = "info"):
+    import uvicorn
+
+    # No Server banner; uvicorn's access log shows method and path, never a header or body.
+    return uvicorn.Config(app, host=host, port=port, log_level=log_level, server_header=False)
+
+
 def serve(app: FastAPI, host: str, port: int) -> None:
     import uvicorn
 
-    uvicorn.run(app, host=host, port=port, log_level="info", server_header=False)
+    uvicorn.Server(server_config(app, host, port)).run()
