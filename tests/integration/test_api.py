@@ -445,3 +445,24 @@ def test_the_docs_are_open_and_describe_the_endpoints(api):
     assert {"/health", "/recurring/status", "/recurring/orders", "/recurring/execute", "/recurring/test-notification",
             "/recurring/history", "/orders", "/account", "/webhooks/tradingview"} <= set(spec["paths"])
     assert client.get("/docs").status_code == 200
+
+
+def test_the_docs_are_off_when_not_served_on_localhost(api):
+    _, services, _ = api()
+    client = TestClient(create_app(services, TOKEN, docs=False))
+    assert client.get("/docs").status_code == 404 and client.get("/openapi.json").status_code == 404
+    assert client.get("/health").status_code == 200
+
+
+def test_a_token_file_others_could_read_is_made_private_and_kept(tmp_path):
+    import os
+    import stat
+
+    from dca.api import ensure_token
+
+    token, path = ensure_token(None, tmp_path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    os.chmod(path, 0o644)
+    assert ensure_token(None, tmp_path) == (token, path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert ensure_token("configured-" + "x" * 10, tmp_path) == ("configured-" + "x" * 10, None)
