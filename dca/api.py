@@ -53,6 +53,7 @@ logger = logging.getLogger(__name__)
 
 TOKEN_FILE = "api-token"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+MAX_ALERT_BYTES = 16 * 1024
 
 
 # -- the token ------------------------------------------------------------------------------
@@ -363,7 +364,11 @@ def create_app(services: Services, token: str, *, now: Callable[[], datetime] | 
         """A TradingView alert as a one-off buy; its secret is in the body, not a header."""
         if not secret:
             raise HTTPException(404, "TradingView alerts are off: set DCA_TRADINGVIEW_SECRET to turn them on")
-        raw = await request.body()
+        raw = b""
+        async for chunk in request.stream():  # bounded: an alert is a few hundred bytes
+            raw += chunk
+            if len(raw) > MAX_ALERT_BYTES:
+                raise HTTPException(413, f"the body is over {MAX_ALERT_BYTES // 1024} KiB; an alert is a short JSON object")
         try:
             data = json.loads(raw)  # TradingView sends JSON as text/plain: the type is not checked
         except (ValueError, UnicodeDecodeError):

@@ -466,3 +466,11 @@ def test_a_token_file_others_could_read_is_made_private_and_kept(tmp_path):
     assert ensure_token(None, tmp_path) == (token, path)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert ensure_token("configured-" + "x" * 10, tmp_path) == ("configured-" + "x" * 10, None)
+
+
+def test_an_oversized_alert_body_is_413_and_buys_nothing(api):
+    client, services, _ = api()
+    body = json.dumps(alert(padding="x" * 20000))
+    response = client.post("/webhooks/tradingview", content=body)
+    assert response.status_code == 413
+    assert services.broker.orders() == []
