@@ -591,9 +591,9 @@ class _Run:
         if execution.attempt_day < self.today:
             return self._final(execution, Outcome.MISSED, "the broker shows no order or fill for it from "
                                f"{execution.attempt_day}, so nothing was bought; it is not placed on a later day")
-        if rows is None:
+        if rows is None and execution.frequency != ONE_OFF:  # a one-off needs no plan to go ahead
             return self._pending(execution, "the plan could not be read; decided at the next run")
-        changed = _row_change(execution, rows.get(execution.row_id))
+        changed = _row_change(execution, None if rows is None else rows.get(execution.row_id))
         if changed:
             return self._final(execution, Outcome.SKIPPED, f"{changed}; nothing was ordered")
         refusal = self._guard(execution, already=self.spent_today - reserved(execution, self.e.options.price_margin))

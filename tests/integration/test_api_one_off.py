@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 
 from dca.domain import Outcome
+from dca.errors import PlanError
 from dca.one_off import KeyReused, OneOffRefused, alert_row_id, manual_row_id, parse_amount_usd, parse_symbol, place_one_off
 from tests.conftest import ny
 from tests.fakes import FakeBroker
@@ -154,3 +155,16 @@ def test_bad_amounts_are_refused(value, match):
 def test_amounts_are_kept_to_the_cent():
     assert str(parse_amount_usd(50)) == "50.00" and str(parse_amount_usd("12.5")) == "12.50"
     assert parse_symbol(" brk.b ") == "BRK.B"
+
+
+def test_a_one_off_in_doubt_is_settled_even_while_the_plan_cannot_be_read(make_rig):
+    rig = make_rig("Active,QQQ,50,Weekly,,q1\n", fractional=True)
+    rig.engine._checkpoint = _raise_at("intent_recorded")
+    with pytest.raises(KeyboardInterrupt):
+        buy(rig, now=ny(2027, 3, 1, 8, 0))
+    rig.engine._checkpoint = lambda step, execution: None
+    rig.plan_path.write_text('Status,Stock Symbol,Amount (USD),Frequency\nActive,"QQQ,50,Weekly\n')  # unreadable
+    with pytest.raises(PlanError):
+        rig.run(ny(2027, 3, 1, 9, 0))
+    assert rig.ledger.get(manual_row_id("k1"), ny(2027, 3, 1).date()).status is Outcome.FILLED
+    assert [o.symbol for o in rig.broker.orders()] == ["AAPL"]
