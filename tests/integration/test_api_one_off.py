@@ -168,3 +168,12 @@ def test_a_one_off_in_doubt_is_settled_even_while_the_plan_cannot_be_read(make_r
         rig.run(ny(2027, 3, 1, 9, 0))
     assert rig.ledger.get(manual_row_id("k1"), ny(2027, 3, 1).date()).status is Outcome.FILLED
     assert [o.symbol for o in rig.broker.orders()] == ["AAPL"]
+
+
+def test_a_whole_share_one_off_says_what_was_left_unspent_not_carried(make_rig):
+    rig = make_rig("")  # whole shares only
+    answer = buy(rig, amount="500")
+    e = answer.execution
+    assert e.status is Outcome.FILLED and e.quantity == 1
+    note = rig.notifications()
+    assert f"unspent ${Decimal('500') - e.cost:,.2f}" in note and "carry" not in note
