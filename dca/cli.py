@@ -323,6 +323,28 @@ def cmd_sheet(args, services: Services) -> int:
     return EXIT_OK
 
 
+def cmd_api(args, services: Services) -> int:
+    """Serve the HTTP API until interrupted."""
+    from dca.api import LOOPBACK, create_app, ensure_token, serve
+
+    token, token_file = ensure_token(services.settings.api_token, services.settings.home)
+    if services.broker.simulated:
+        print(SIMULATED_BANNER)
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"dca API on http://{host}:{args.port} (docs at /docs{'' if args.host in LOOPBACK else ': off, not on localhost'})")
+    if token_file is not None:
+        # The path, never the token: a terminal's scrollback is not a safe place for it.
+        print(f"Bearer token: in {token_file} (readable only by you), e.g. "
+              f"curl -H \"Authorization: Bearer $(cat {token_file})\" http://{host}:{args.port}/recurring/status")
+    else:
+        print("Bearer token: DCA_API_TOKEN")
+    if args.host not in LOOPBACK:
+        print(f"dca: warning: listening on {args.host}, not only this machine; put it behind TLS", file=sys.stderr)
+    sys.stdout.flush()
+    serve(create_app(services, token, docs=args.host in LOOPBACK), args.host, args.port)
+    return EXIT_OK
+
+
 # -- wiring --------------------------------------------------------------------------------
 
 
@@ -358,6 +380,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["init"], help="init: header row, dropdowns and a History worksheet; "
                    "on a sheet already set up, only what is missing")
     p.set_defaults(func=cmd_sheet)
+    p = sub.add_parser("api", parents=[common], help="serve the HTTP API (bearer token; TradingView alerts)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    p.set_defaults(func=cmd_api)
     return parser
 
 

@@ -24,6 +24,7 @@ from dca.domain import (
     ParsedPlan,
     PlanRow,
     RowIssue,
+    RowStatus,
     client_order_id,
     format_money,
     format_quantity,
@@ -81,6 +82,7 @@ class RunReport:
     warnings: list[RowIssue] = field(default_factory=list)
     deferred: list[dict] = field(default_factory=list)  # due, but not attempted: retried later
     delivery: dict = field(default_factory=dict)
+    replayed: bool = False  # a one-off buy asked again: its recorded execution, nothing sent
 
     @property
     def ok(self) -> bool:
@@ -113,6 +115,10 @@ class RunReport:
 
 
 Checkpoint = Callable[[str, Execution], None]
+
+# The frequency of a one-off buy (a manual order, a TradingView alert). It has no plan row:
+# its execution is its own row, so a pending one is settled without looking for one.
+ONE_OFF = "Once"
 
 
 class Engine:
@@ -150,6 +156,21 @@ class Engine:
         with self.ledger.run_lock(lock_timeout):
             clock_guard.check_not_earlier(now, self.ledger)  # under the lock: no run slips past
             return _Run(self, now).execute()
+
+    def place_one_off(self, row_id: str, symbol: str, amount: Decimal, now: datetime,
+                      dry_run: bool = False) -> RunReport:
+        """Buy `amount` of `symbol` once, today, as the execution (`row_id`, today in New
+        York) through the same guards, intent and reconciliation as a run, under the same
+        lock. A second call with the same `row_id` on the same day returns the recorded
+        execution and sends nothing."""
+        if now.tzinfo is None:
+            raise ValueError("now must be timezone-aware")
+        clock_guard.check_range(now)
+        if dry_run:
+            return _OneOffDryRun(self, now).place(row_id, symbol, amount)
+        with self.ledger.run_lock():
+            clock_guard.check_not_earlier(now, self.ledger)
+            return _OneOff(self, now).place(row_id, symbol, amount)
 
 
 @dataclass(frozen=True)
@@ -572,9 +593,9 @@ class _Run:
         if execution.attempt_day < self.today:
             return self._final(execution, Outcome.MISSED, "the broker shows no order or fill for it from "
                                f"{execution.attempt_day}, so nothing was bought; it is not placed on a later day")
-        if rows is None:
+        if rows is None and execution.frequency != ONE_OFF:  # a one-off needs no plan to go ahead
             return self._pending(execution, "the plan could not be read; decided at the next run")
-        changed = _row_change(execution, rows.get(execution.row_id))
+        changed = _row_change(execution, None if rows is None else rows.get(execution.row_id))
         if changed:
             return self._final(execution, Outcome.SKIPPED, f"{changed}; nothing was ordered")
         refusal = self._guard(execution, already=self.spent_today - reserved(execution, self.e.options.price_margin))
@@ -694,6 +715,8 @@ def _deferral_consequence(frequency: str) -> str:
 
 def _row_change(execution: Execution, row: PlanRow | None) -> str | None:
     """Why a pending intent no longer matches its row, or None."""
+    if execution.frequency == ONE_OFF:
+        return None  # a one-off buy is its own row: nothing in the plan can change it
     if row is None:
         return "the row was removed from the plan (or has an error) before the order was sent"
     if not row.active:
@@ -746,6 +769,42 @@ class _DryRun(_Run):
     def _place(self, intent: Execution) -> None:
         self._account(None, intent)
         self.report.executions.append(intent.evolve(status=Outcome.PLANNED, message="dry run: not ordered"))
+
+
+class _OneOff(_Run):
+    """A one-off buy: one execution of a row that exists only in the ledger."""
+
+    def place(self, row_id: str, symbol: str, amount: Decimal) -> RunReport:
+        recorded = self.e.ledger.get(row_id, self.today)
+        if recorded is not None:  # a replay: the answer already given, nothing sent
+            self.report.executions.append(recorded)
+            self.report.replayed = True
+            return self.report
+        row = PlanRow(0, row_id, RowStatus.ACTIVE, symbol, amount, ONE_OFF)  # type: ignore[arg-type]
+        self.spent_today = self.e.ledger.committed_on(self.today, self.e.options.price_margin)
+        self._check_broker()
+        due = _Due(row, self.today)
+        quotes = self._quotes([due])
+        if quotes is None:
+            self._defer(row, self.today, f"{self.broker_down}; nothing ordered")
+        else:
+            self._guarded(row, self.today, lambda: self._buy(row, self.today, quotes[symbol]))
+        if not self.report.dry_run:
+            self.report.delivery = deliver_outbox(self.e.ledger, self.e.plan_source, self.e.notifier,
+                                                  self.e.broker.simulated)
+        return self.report
+
+    def _new_execution(self, row: PlanRow, day: date, status: Outcome, message: str, **fields) -> Execution:
+        if message.endswith("; carried forward"):  # a one-off has no next execution to carry to
+            message = message.removesuffix("; carried forward") + "; nothing bought"
+        # Placed when asked, so never late; its time is the moment it was asked for.
+        return replace(super()._new_execution(row, day, status, message, **fields),
+                       scheduled_at=self.now.astimezone(NEW_YORK).replace(microsecond=0), late=False,
+                       row_number=None)
+
+
+class _OneOffDryRun(_OneOff, _DryRun):
+    """What a one-off buy would do, at current prices, with nothing recorded or sent."""
 
 
 def _with_id(row: PlanRow) -> PlanRow:

@@ -13,7 +13,7 @@ import enum
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Mapping, Protocol, Sequence
+from typing import Mapping, Protocol, Sequence, runtime_checkable
 
 from dca.domain import ParsedPlan
 
@@ -224,3 +224,33 @@ class Notifier(Protocol):
     def send(self, text: str) -> None:
         """Deliver one message; raises on failure so the outbox keeps it."""
         ...
+
+
+# -- the account, for the faces (optional: a broker may not offer it) ----------------------
+
+
+@dataclass(frozen=True)
+class Position:
+    symbol: str
+    quantity: Decimal
+    cost: Decimal | None = None  # what was paid for it, if the broker knows
+    market_value: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class Account:
+    """Cash, net liquidation and positions, as far as the broker knows them (None: it
+    does not say; `note` says why)."""
+
+    cash: Decimal | None
+    net_liquidation: Decimal | None
+    positions: tuple[Position, ...] = ()
+    currency: str = "USD"
+    note: str = ""
+
+
+@runtime_checkable
+class AccountView(Protocol):
+    """A broker that can show its account. Faces check for it with `isinstance`."""
+
+    def account(self, at: datetime) -> Account: ...

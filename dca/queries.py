@@ -28,6 +28,7 @@ from decimal import Decimal
 
 from dca.domain import Frequency, ParsedPlan, PlanRow
 from dca.engine import RunOptions
+from dca.errors import DcaError
 from dca.execution import Execution, today_in_new_york
 from dca.ledger import Ledger
 from dca.schedule_rules import NEW_YORK, RowHistory, Schedule, elapsed, scheduled_at
@@ -261,3 +262,191 @@ def _scheduled(rows: list[PlanRow], floors: list[date], schedule: Schedule, now:
         else:
             items.extend(NextExecution(*f[1:], at) for f in by_frequencies[key] if f[0] <= day)
     return items
+
+
+# -- the questions the HTTP API (and any other face) asks ------------------------------------
+
+# A heartbeat older than this means the worker is not ticking (it ticks every minute).
+HEARTBEAT_STALE_AFTER = timedelta(minutes=5)
+HISTORY_MAX_PAGE = 500
+
+
+def broker_mode(broker) -> str:
+    """SIMULATED, PAPER or LIVE. A real broker that does not say is taken as LIVE: the
+    safe assumption when money may be real."""
+    if broker.simulated:
+        return "SIMULATED"
+    mode = str(getattr(broker, "mode", "") or "").upper()
+    return mode if mode in ("PAPER", "LIVE") else "LIVE"
+
+
+def plan_overview(plan: ParsedPlan, schedule: Schedule, ledger: Ledger, now: datetime,
+                  options: RunOptions = RunOptions()) -> dict:
+    """The plan's rows with their parsed values, each row's next execution (None for an
+    Inactive row), and the rows' errors and warnings."""
+    today = today_in_new_york(now)
+    outlook = next_executions(plan, schedule, ledger, now, today, today + timedelta(days=40), options)
+    upcoming: dict[str | None, NextExecution] = {}
+    for item in outlook.to_come():
+        upcoming.setdefault(item.row_id, item)
+    rows = []
+    for r in sorted(plan.rows, key=lambda r: r.row_number):
+        item = upcoming.get(r.row_id) if r.active and r.row_id else None
+        rows.append({
+            "row": r.row_number, "row_id": r.row_id, "status": str(r.status), "symbol": r.symbol,
+            "amount_usd": str(r.amount), "frequency": str(r.frequency), "log": r.log,
+            "next_execution": None if item is None else {
+                "scheduled_at": item.scheduled_at.isoformat(), "state": str(item.state), "late": item.late},
+        })
+    return {"rows": rows, "errors": [i.as_dict() for i in plan.errors],
+            "warnings": [i.as_dict() for i in plan.warnings]}
+
+
+def execution_counts(ledger: Ledger) -> dict[str, int]:
+    """How many executions the ledger holds per status."""
+    with ledger._connect() as db:  # a read; the ledger has no counting method of its own
+        return {r[0]: r[1] for r in db.execute("SELECT status, COUNT(*) FROM executions GROUP BY status")}
+
+
+def outbox_backlog(ledger: Ledger) -> dict[str, int]:
+    return {kind: len(ledger.undelivered(kind)) for kind in ("log", "notify")}
+
+
+def worker_heartbeat(ledger: Ledger) -> dict | None:
+    """The worker's last heartbeat, or None when no worker has ever run on this ledger
+    (also when this version of the ledger has no heartbeat table yet)."""
+    reader = getattr(ledger, "heartbeat", None)
+    if callable(reader):
+        return reader()
+    with ledger._connect() as db:
+        try:
+            r = db.execute("SELECT * FROM worker_heartbeat WHERE id=1").fetchone()
+        except Exception:  # no such table: no worker ever ran here
+            return None
+    return None if r is None else dict(r)
+
+
+def heartbeat_problem(beat: dict | None, now: datetime, stale_after: timedelta = HEARTBEAT_STALE_AFTER) -> str | None:
+    """Why the worker is not known to be alive, or None (also when none has ever run)."""
+    if beat is None:
+        return None
+    if beat.get("state") == "stopped":
+        return f"the worker stopped at {beat.get('last_tick')}"
+    try:
+        tick = datetime.fromisoformat(str(beat.get("last_tick")))
+    except ValueError:
+        return "the worker's heartbeat has no readable time"
+    if tick.tzinfo is None:
+        tick = tick.replace(tzinfo=NEW_YORK)
+    age = now - tick
+    if age > stale_after:
+        return f"the worker's last heartbeat is {int(age.total_seconds() // 60)} minutes old ({beat.get('last_tick')})"
+    return None
+
+
+def status_overview(plan_source, schedule: Schedule, ledger: Ledger, broker, now: datetime,
+                    options: RunOptions = RunOptions(), limit: int = 10) -> dict:
+    """Last run, next executions, counts, outbox backlog, broker mode, worker heartbeat."""
+    today = today_in_new_york(now)
+    payload: dict = {"broker": broker.name, "mode": broker_mode(broker), "simulated": broker.simulated,
+                     "plan": plan_source.description, "last_run": ledger.last_run(),
+                     "counts": execution_counts(ledger), "outbox": outbox_backlog(ledger),
+                     "worker": worker_heartbeat(ledger)}
+    try:
+        plan = plan_source.load()
+    except DcaError as error:
+        payload.update(next_executions=[], done_today=[], plan_errors=[{"row": None, "message": str(error)}])
+        return payload
+    outlook = next_executions(plan, schedule, ledger, now, today, today + timedelta(days=31), options)
+    payload["next_executions"] = outlook.as_dicts(outlook.to_come()[:limit])
+    payload["done_today"] = outlook.as_dicts([i for i in outlook.done() if i.scheduled_at.date() == today])
+    payload["plan_errors"] = [i.as_dict() for i in plan.errors]
+    return payload
+
+
+def history_page(ledger: Ledger, limit: int = 50, offset: int = 0, symbol: str | None = None,
+                 status: str | None = None, row_id: str | None = None, start: date | None = None,
+                 end: date | None = None, kind: str | None = None) -> dict:
+    """The ledger's executions, newest first, filtered, one page of them and the total.
+    `kind`: plan, manual (POST /orders) or tradingview (alerts)."""
+    from dca.ledger import _from_row  # the ledger's own row reader, so the shapes cannot drift
+    from dca.one_off import one_off_keys
+
+    where, args = [], []
+    for column, value in (("symbol", symbol and symbol.upper()), ("status", status), ("row_id", row_id)):
+        if value:
+            where.append(f"{column} = ?")
+            args.append(value)
+    if start:
+        where.append("scheduled_date >= ?")
+        args.append(start.isoformat())
+    if end:
+        where.append("scheduled_date <= ?")
+        args.append(end.isoformat())
+    if kind == "manual":
+        where.append("frequency = 'Once' AND row_id LIKE 'm-%'")
+    elif kind == "tradingview":
+        where.append("frequency = 'Once' AND row_id LIKE 'tv-%'")
+    elif kind == "plan":
+        where.append("frequency != 'Once'")
+    clause = (" WHERE " + " AND ".join(where)) if where else ""
+    limit = max(1, min(limit, HISTORY_MAX_PAGE))
+    with ledger._connect() as db:  # a read; paged and filtered in SQL, not in memory
+        total = db.execute(f"SELECT COUNT(*) FROM executions{clause}", args).fetchone()[0]
+        rows = db.execute(f"SELECT * FROM executions{clause} ORDER BY scheduled_at DESC, id DESC LIMIT ? OFFSET ?",
+                          [*args, limit, max(0, offset)]).fetchall()
+    keys = one_off_keys(ledger)
+    items = []
+    for r in rows:
+        item = _from_row(r).as_dict()
+        if item["row_id"] in keys:
+            item["source"], item["key"] = keys[item["row_id"]]
+        items.append(item)
+    return {"total": total, "limit": limit, "offset": max(0, offset), "items": items}
+
+
+def health(plan_source, broker, ledger: Ledger, notifier, now: datetime,
+           stale_after: timedelta = HEARTBEAT_STALE_AFTER) -> dict:
+    """Whether every configured part answers, part by part. Answered without a token, so
+    the reasons are fixed phrases, never an adapter's own error text (it may hold a URL)."""
+    parts: dict[str, dict] = {}
+
+    def part(name: str, ok: bool, detail: str) -> None:
+        parts[name] = {"ok": ok, "detail": detail}
+
+    try:
+        ledger.last_run()
+        part("ledger", True, "read-only: nothing can be recorded" if ledger.read_only else "answers")
+        if ledger.read_only:
+            parts["ledger"]["ok"] = False
+    except Exception as error:
+        part("ledger", False, f"cannot be read ({type(error).__name__})")
+    try:
+        plan = plan_source.load()
+        part("plan", True, f"{len(plan.rows)} valid rows, {len(plan.errors)} with errors")
+    except Exception as error:
+        part("plan", False, f"cannot be read ({type(error).__name__}); see GET /recurring/status")
+    try:
+        readiness = broker.readiness(now)
+        part("broker", readiness.ready, f"{broker_mode(broker)}: " + ("ready" if readiness.ready else "not ready"))
+    except Exception as error:
+        part("broker", False, f"{broker_mode(broker)}: unreachable ({type(error).__name__})")
+    try:
+        waiting = ledger.undelivered("notify")
+        failing = [i for i in waiting if i.attempts > 0]
+        check = getattr(notifier, "check", None)
+        if callable(check):
+            check()
+        if failing:
+            part("notifier", False, f"{len(waiting)} notifications waiting; the last delivery failed")
+        else:
+            part("notifier", True, "answers")
+    except Exception as error:
+        part("notifier", False, f"does not answer ({type(error).__name__})")
+    try:
+        beat = worker_heartbeat(ledger)
+        problem = heartbeat_problem(beat, now, stale_after)
+        part("worker", problem is None, problem or ("no worker has ever run" if beat is None else "alive"))
+    except Exception as error:
+        part("worker", False, f"heartbeat cannot be read ({type(error).__name__})")
+    return {"ok": all(p["ok"] for p in parts.values()), "mode": broker_mode(broker), "parts": parts}

@@ -28,7 +28,10 @@ def log_line(execution: Execution, at: datetime) -> str:
         parts.append(trade)
     else:
         parts.append(f"{e.symbol} {format_money(e.amount_usd)}")
-    if e.carry_out < 0:
+    if e.frequency == "Once":  # a one-off buy has no next buy to carry to or take from
+        if e.carry_out > 0 and e.status in (Outcome.FILLED, Outcome.SUBMITTED):
+            parts.append(f"unspent {format_money(e.carry_out)}")
+    elif e.carry_out < 0:
         parts.append(f"carry -{format_money(-e.carry_out)}")  # an overspend, taken from the next buy
     elif e.carry_out and e.status in (Outcome.FILLED, Outcome.SUBMITTED, Outcome.SKIPPED, Outcome.PLANNED):
         parts.append(f"carry {format_money(e.carry_out)}")

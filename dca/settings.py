@@ -59,6 +59,9 @@ class Settings:
     sheet_worksheet: str | None = None
     google_credentials: Path | None = None
     sheets_api_url: str = "https://sheets.googleapis.com"
+    # The HTTP API (`dca api`): its bearer token, and the shared secret TradingView alerts carry.
+    api_token: str | None = field(default=None, repr=False, metadata={"secret": True})
+    tradingview_secret: str | None = field(default=None, repr=False, metadata={"secret": True})
     config_file: Path | None = None
     # Which settings came from where, for `dca status`.
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
@@ -219,6 +222,15 @@ def _bounded(v: Any, most: float, unit: str) -> float:
     return n
 
 
+def _secret_text(v: Any) -> str | None:
+    text = str(v).strip()
+    if not text:
+        return None  # set but empty: as if unset
+    if len(text) < 16:
+        raise ValueError("is shorter than 16 characters; use a long random value (e.g. `openssl rand -hex 32`)")
+    return text
+
+
 _KEYS: dict[str, tuple[str, str, Callable[[Any], Any]]] = {
     "home": ("data.home", "DCA_HOME", _path),
     "plan_path": ("plan.path", "DCA_PLAN", _plan_location),
@@ -240,6 +252,8 @@ _KEYS: dict[str, tuple[str, str, Callable[[Any], Any]]] = {
     "sheet_worksheet": ("plan.worksheet", "DCA_SHEET_WORKSHEET", _worksheet),
     "google_credentials": ("plan.credentials", "GOOGLE_APPLICATION_CREDENTIALS", _path),
     "sheets_api_url": ("plan.sheets_api_url", "DCA_SHEETS_API_URL", _api_url),
+    "api_token": ("api.token", "DCA_API_TOKEN", _secret_text),
+    "tradingview_secret": ("api.tradingview_secret", "DCA_TRADINGVIEW_SECRET", _secret_text),
 }
 _SECRET_KEYS = re.compile(r"(?i)(secret|token|password|webhook|private|key)")
 

@@ -30,12 +30,14 @@ from typing import Iterator, Mapping, Sequence
 from dca.domain import CENT, FRACTION_STEP
 from dca.errors import BrokerUnavailable, DuplicateOrderRef, OrderInDoubt, OrderRejected
 from dca.ports import (
+    Account,
     BrokerOrder,
     Found,
     LookupQuery,
     OrderLookup,
     OrderRequest,
     OrderState,
+    Position,
     PriceKind,
     Quote,
     Readiness,
@@ -303,6 +305,22 @@ class SimulatedBroker:
         with self._book() as db:
             rows = db.execute("SELECT * FROM orders ORDER BY placed_at, rowid").fetchall()
         return [self._state(r, at) for r in rows]
+
+    def account(self, at: datetime) -> Account:
+        """Positions from the book's fills, valued at today's simulated price. Cash is not
+        tracked (the simulation has no deposits), so cash and net liquidation are None."""
+        held: dict[str, list[Decimal]] = {}
+        for order in self.orders(at):
+            if order.filled_quantity > 0:
+                position = held.setdefault(order.symbol, [Decimal("0"), Decimal("0")])
+                position[0] += order.filled_quantity
+                position[1] += order.fill_cost
+        day = at.astimezone(NEW_YORK).date()
+        positions = tuple(
+            Position(symbol, quantity, cost.quantize(CENT), (quantity * simulated_price(symbol, day)).quantize(CENT))
+            for symbol, (quantity, cost) in sorted(held.items()))
+        return Account(None, None, positions, note="SIMULATED broker: positions are its own fills; cash is not "
+                                                   "tracked, so cash and net liquidation are not known")
 
     # -- the simulated market -------------------------------------------------------------
 
