@@ -32,7 +32,7 @@ def default_home(env: Mapping[str, str] | None = None) -> Path:
     return Path(base) / "dca"
 
 
-BROKERS = ("simulated",)
+BROKERS = ("simulated", "ibkr")
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,15 @@ class Settings:
     sim_faults: Mapping[str, str] = field(default_factory=dict)
     notify_file: Path | None = None
     lock_timeout_seconds: float = 900.0
+    # Interactive Brokers (broker.kind = "ibkr"); the IBIND_* variables are ibind's own.
+    ibkr_url: str | None = None
+    ibkr_account: str | None = None
+    ibkr_allow_live: bool = False
+    ibkr_use_oauth: bool = False
+    ibkr_answers: tuple[str, ...] = ("o354",)
+    ibkr_fractional: bool = False
+    ibkr_timeout_seconds: float = 10.0
+    ibkr_max_price_move_percent: Decimal = Decimal("10")
     config_file: Path | None = None
     # Which settings came from where, for `dca status`.
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
@@ -80,6 +89,8 @@ class Settings:
                 value = str(value)[:5] if isinstance(value, time) else str(value)
             elif isinstance(value, Mapping):
                 value = dict(value)
+            elif isinstance(value, tuple):
+                value = ",".join(map(str, value))
             out[f.name] = value
         return out
 
@@ -164,6 +175,22 @@ def _faults(v: Any) -> dict[str, str]:
     return faults
 
 
+def _text(v: Any) -> str:
+    return str(v).strip()
+
+
+def _message_ids(v: Any) -> tuple[str, ...]:
+    """IBKR question ids to confirm: 'o354,o163' or a TOML list; 'none' for none."""
+    items = v if isinstance(v, (list, tuple)) else str(v).split(",")
+    ids = tuple(str(i).strip().lower() for i in items if str(i).strip())
+    if ids == ("none",):
+        return ()
+    for i in ids:
+        if not re.fullmatch(r"[a-z]\d+", i):
+            raise ValueError(f"'{i}' is not an IBKR message id like o354")
+    return ids
+
+
 def _seconds(v: Any) -> float:
     return _bounded(v, 86400, "seconds")
 
@@ -194,6 +221,14 @@ _KEYS: dict[str, tuple[str, str, Callable[[Any], Any]]] = {
     "sim_faults": ("broker.faults", "DCA_SIM_FAULTS", _faults),
     "notify_file": ("notify.file", "DCA_NOTIFY_FILE", _path),
     "lock_timeout_seconds": ("ledger.lock_timeout_seconds", "DCA_LOCK_TIMEOUT", _seconds),
+    "ibkr_url": ("ibkr.url", "IBIND_REST_URL", _text),
+    "ibkr_account": ("ibkr.account", "IBIND_ACCOUNT_ID", _text),
+    "ibkr_allow_live": ("ibkr.allow_live", "DCA_IBKR_ALLOW_LIVE", _bool),
+    "ibkr_use_oauth": ("ibkr.use_oauth", "IBIND_USE_OAUTH", _bool),
+    "ibkr_answers": ("ibkr.answers", "DCA_IBKR_ANSWERS", _message_ids),
+    "ibkr_fractional": ("ibkr.fractional", "DCA_IBKR_FRACTIONAL", _bool),
+    "ibkr_timeout_seconds": ("ibkr.timeout_seconds", "DCA_IBKR_TIMEOUT", _seconds),
+    "ibkr_max_price_move_percent": ("ibkr.max_price_move_percent", "DCA_IBKR_MAX_PRICE_MOVE_PERCENT", _percent),
 }
 _SECRET_KEYS = re.compile(r"(?i)(secret|token|password|webhook|private|key)")
 
