@@ -167,7 +167,7 @@ def cmd_run(args, services: Services) -> int:
 
     def human():
         title = f"{'Dry run' if report.dry_run else 'Run'} as of {now.astimezone(NEW_YORK):%Y-%m-%d %H:%M %Z}"
-        lines = [SIMULATED_BANNER] if report.simulated else []
+        lines = [SIMULATED_BANNER] if report.simulated else [f"Broker: {report.broker}"]
         lines.append(title + ("  (nothing is recorded or ordered)" if report.dry_run else ""))
         rows = [
             {**e, "scheduled": e["scheduled_at"][:16].replace("T", " "), "late": "late" if e["late"] else "",

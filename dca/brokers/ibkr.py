@@ -137,33 +137,37 @@ def is_paper(account_id: str | None) -> bool:
     return bool(account_id) and account_id.upper().startswith("DU")
 
 
-def oauth_config_from(environ: Mapping[str, str]):
-    """ibind's OAuth 1.0a configuration from `IBIND_OAUTH1A_*` variables, read now (not
-    at ibind's import), refused with the names of what is missing. Values never printed."""
-    from ibind.oauth.oauth1a import OAuth1aConfig
+OAUTH_VARIABLES = {
+    "access_token": "IBIND_OAUTH1A_ACCESS_TOKEN", "access_token_secret": "IBIND_OAUTH1A_ACCESS_TOKEN_SECRET",
+    "consumer_key": "IBIND_OAUTH1A_CONSUMER_KEY", "dh_prime": "IBIND_OAUTH1A_DH_PRIME",
+    "encryption_key_fp": "IBIND_OAUTH1A_ENCRYPTION_KEY_FP", "signature_key_fp": "IBIND_OAUTH1A_SIGNATURE_KEY_FP",
+    "encryption_key": "IBIND_OAUTH1A_ENCRYPTION_KEY", "signature_key": "IBIND_OAUTH1A_SIGNATURE_KEY",
+    "oauth_rest_url": "IBIND_OAUTH1A_REST_URL", "realm": "IBIND_OAUTH1A_REALM",
+}
 
-    names = {
-        "access_token": "IBIND_OAUTH1A_ACCESS_TOKEN", "access_token_secret": "IBIND_OAUTH1A_ACCESS_TOKEN_SECRET",
-        "consumer_key": "IBIND_OAUTH1A_CONSUMER_KEY", "dh_prime": "IBIND_OAUTH1A_DH_PRIME",
-        "encryption_key_fp": "IBIND_OAUTH1A_ENCRYPTION_KEY_FP", "signature_key_fp": "IBIND_OAUTH1A_SIGNATURE_KEY_FP",
-        "encryption_key": "IBIND_OAUTH1A_ENCRYPTION_KEY", "signature_key": "IBIND_OAUTH1A_SIGNATURE_KEY",
-        "oauth_rest_url": "IBIND_OAUTH1A_REST_URL", "realm": "IBIND_OAUTH1A_REALM",
-    }
-    values = {attr: environ[var] for attr, var in names.items() if environ.get(var)}
-    config = OAuth1aConfig(**values)
+
+def oauth_config_from(environ: Mapping[str, str]):
+    """ibind's OAuth 1.0a configuration from the `IBIND_OAUTH1A_*` variables, read now
+    (not at ibind's import), refused with the names of what is missing. Values are
+    never printed."""
+    from pathlib import Path
+
+    values = {attr: environ[var] for attr, var in OAUTH_VARIABLES.items() if environ.get(var)}
+    missing = [OAUTH_VARIABLES[a] for a in ("access_token", "access_token_secret", "consumer_key", "dh_prime")
+               if a not in values]
+    for kind in ("encryption", "signature"):
+        if not (values.get(f"{kind}_key_fp") or values.get(f"{kind}_key")):
+            missing.append(f"IBIND_OAUTH1A_{kind.upper()}_KEY_FP (or IBIND_OAUTH1A_{kind.upper()}_KEY)")
+        elif values.get(f"{kind}_key_fp") and not Path(values[f"{kind}_key_fp"]).is_file():
+            raise ConfigError(f"IBIND_OAUTH1A_{kind.upper()}_KEY_FP names a file that does not exist")
+    if missing:
+        raise ConfigError(f"IBIND_USE_OAUTH is on but the OAuth 1.0a settings are incomplete: set "
+                          f"{', '.join(missing)} (see README, Interactive Brokers, OAuth)")
     try:
-        config.verify_config()
-    except ValueError as e:
-        missing = [names[a] for a in ("access_token", "access_token_secret", "consumer_key", "dh_prime")
-                   if a not in values]
-        if not (values.get("encryption_key_fp") or values.get("encryption_key")):
-            missing.append("IBIND_OAUTH1A_ENCRYPTION_KEY_FP (or IBIND_OAUTH1A_ENCRYPTION_KEY)")
-        if not (values.get("signature_key_fp") or values.get("signature_key")):
-            missing.append("IBIND_OAUTH1A_SIGNATURE_KEY_FP (or IBIND_OAUTH1A_SIGNATURE_KEY)")
-        detail = f"set {', '.join(missing)}" if missing else "a key file named there does not exist"
-        raise ConfigError(f"IBIND_USE_OAUTH is on but the OAuth 1.0a settings are incomplete: {detail} "
-                          "(see README, Interactive Brokers, OAuth)") from e
-    return config
+        from ibind.oauth.oauth1a import OAuth1aConfig
+    except ImportError as e:  # pycryptodome, ibind's "oauth" extra
+        raise ConfigError(f"IBKR OAuth needs ibind's OAuth extra: install it with `uv add 'ibind[oauth]'` ({e})") from e
+    return OAuth1aConfig(**values)
 
 
 def build_client(config: IbkrConfig, environ: Mapping[str, str] | None = None):
