@@ -166,6 +166,8 @@ class _Run:
         self.report = RunReport(now, engine.broker.name, engine.broker.simulated, dry_run=False)
         self.broker_down: str | None = None  # why the broker cannot be used in this run
         self.spent_today = ZERO
+        self.cash_left: Decimal | None = None  # for the funding check, when the broker tells
+        self.cash_short = False
         self._started = engine.clock.monotonic()
 
     def at(self) -> datetime:
@@ -341,6 +343,8 @@ class _Run:
         if not due:
             return
         quotes = self._quotes(due)
+        if quotes is not None:
+            self.cash_left = self._available_cash()
         for item in due:
             if quotes is None:
                 self._defer(item.row, item.day, f"{self.broker_down}; nothing ordered")
@@ -391,7 +395,29 @@ class _Run:
         if refusal:
             self._record(row, day, Outcome.SKIPPED, refusal, price=price, price_source=str(quote.kind))
             return
+        if self.cash_left is not None:
+            # The funding check: rows are bought in plan order while the cash lasts; once
+            # one does not fit, it and every later row are skipped (and notified).
+            if self.cash_short or intent.cost > self.cash_left:
+                self.cash_short = True
+                self._record(row, day, Outcome.SKIPPED, f"insufficient cash: {format_money(self.cash_left)} "
+                             f"available, this needs {format_money(intent.cost)}; nothing was ordered",
+                             price=price, price_source=str(quote.kind))
+                return
+            self.cash_left -= intent.cost
         self._place(intent)
+
+    def _available_cash(self) -> Decimal | None:
+        """What the broker says is available for trading, for a broker that can tell
+        (`available_cash(at)`); None: no funding check."""
+        ask = getattr(self.e.broker, "available_cash", None)
+        if ask is None:
+            return None
+        try:
+            return ask(self.at())
+        except Exception as error:  # the broker refuses an unfunded order anyway
+            logger.warning("could not read the available cash, so no funding check in this run: %s", error)
+            return None
 
     def _guard(self, intent: Execution, already: Decimal) -> str | None:
         """Why the guards refuse this order, or None. `already` is today's total without it."""

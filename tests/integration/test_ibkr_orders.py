@@ -349,3 +349,18 @@ def test_a_working_order_from_yesterday_with_no_trades_expired(rig, gateway):
     report = r.run(ny(2026, 12, 2, 9, 0, 30))
     [tuesday] = [e for e in report.executions if e.scheduled_date == date(2026, 12, 1)]
     assert tuesday.status is Outcome.FAILED and "expires" in tuesday.message
+
+
+# -- funding ---------------------------------------------------------------------------------------
+
+
+def test_when_cash_is_short_rows_are_bought_in_plan_order_while_it_lasts_and_the_rest_skipped(rig, gateway):
+    gateway.cash = Decimal("500.00")
+    r = rig("Active,AAPL,350,Daily,,a1\nActive,SPY,350,Daily,,s1\nActive,VTI,150,Daily,,v1\n")
+    report = r.run(TUESDAY)
+    assert only(report, "AAPL").status is Outcome.FILLED  # 3 shares: $300
+    spy, vti = only(report, "SPY"), only(report, "VTI")
+    assert spy.status is Outcome.SKIPPED and "insufficient cash: $200.00 available" in spy.message
+    assert vti.status is Outcome.SKIPPED and "insufficient cash" in vti.message  # the rest, though it fits
+    assert [o.symbol for o in gateway.orders] == ["AAPL"]
+    assert "insufficient cash" in r.notifications()
