@@ -104,14 +104,14 @@ def build_broker(settings: Settings) -> Broker:
             raise ConfigError(f"the simulated broker's order book {settings.sim_book_path} cannot be opened ({e}); "
                               f"point {_where(settings, 'sim_book_path')} at a file in a folder you can write") from e
     if settings.broker == "ibkr":
-        from dca.brokers.ibkr import IbkrBroker, IbkrConfig, build_client
+        from dca.brokers.ibkr import ContractCache, IbkrBroker, IbkrConfig, build_client
 
         config = IbkrConfig(
             url=settings.ibkr_url, account_id=settings.ibkr_account, allow_live=settings.ibkr_allow_live,
             use_oauth=settings.ibkr_use_oauth, answers=settings.ibkr_answers, fractional=settings.ibkr_fractional,
             timeout_seconds=settings.ibkr_timeout_seconds,
             max_price_move=settings.ibkr_max_price_move_percent / 100)
-        return IbkrBroker(build_client(config), config)
+        return IbkrBroker(build_client(config), config, contracts=ContractCache(settings.db_path))
     raise AssertionError(f"settings allowed an unknown broker {settings.broker!r}")  # _broker() validates
 
 

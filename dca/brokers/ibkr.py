@@ -191,6 +191,58 @@ def build_client(config: IbkrConfig, environ: Mapping[str, str] | None = None):
         raise ConfigError(f"IBKR client settings: {e}") from e
 
 
+# -- the contract cache ---------------------------------------------------------------------------
+
+
+class ContractCache:
+    """Symbol -> conid, kept in the ledger's SQLite file (its own table) so a run asks
+    `trsrv/stocks` only for symbols it has not resolved in the last `max_age`. Best effort:
+    a cache that cannot be read or written only costs a lookup."""
+
+    SCHEMA = """CREATE TABLE IF NOT EXISTS ibkr_contracts (
+        symbol TEXT PRIMARY KEY, conid INTEGER NOT NULL, resolved_at TEXT NOT NULL)"""
+
+    def __init__(self, path, max_age: timedelta = timedelta(days=30)):
+        self.path = path
+        self.max_age = max_age
+
+    def _connect(self):
+        import sqlite3
+
+        db = sqlite3.connect(self.path, timeout=5)
+        db.execute(self.SCHEMA)
+        return db
+
+    def load(self, now: datetime) -> dict[str, int]:
+        import sqlite3
+
+        try:
+            db = self._connect()
+            try:
+                rows = db.execute("SELECT symbol, conid, resolved_at FROM ibkr_contracts").fetchall()
+            finally:
+                db.close()
+        except sqlite3.Error as e:
+            logger.warning("could not read the IBKR contract cache in %s: %s", self.path, e)
+            return {}
+        fresh = now - self.max_age
+        return {s: int(c) for s, c, at in rows if datetime.fromisoformat(at) >= fresh}
+
+    def store(self, conids: Mapping[str, int], now: datetime) -> None:
+        import sqlite3
+
+        try:
+            db = self._connect()
+            try:
+                with db:
+                    db.executemany("INSERT OR REPLACE INTO ibkr_contracts(symbol, conid, resolved_at) VALUES (?,?,?)",
+                                   [(s, c, now.isoformat()) for s, c in conids.items()])
+            finally:
+                db.close()
+        except sqlite3.Error as e:
+            logger.warning("could not store the IBKR contract cache in %s: %s", self.path, e)
+
+
 # -- the account view ---------------------------------------------------------------------------
 
 
@@ -224,7 +276,7 @@ class IbkrBroker:
     simulated = False
 
     def __init__(self, client, config: IbkrConfig, clock: Clock | None = None,
-                 conid_cache: dict[str, int] | None = None):
+                 contracts: ContractCache | None = None):
         from dca.clock import SystemClock
 
         self.client = client
@@ -234,7 +286,9 @@ class IbkrBroker:
         self.settle_seconds = config.settle_seconds
         self.account_id = config.account_id
         self._io = threading.RLock()  # one request at a time: the session and the question loop
-        self._conids: dict[str, int] = dict(conid_cache or {})
+        self.contracts = contracts
+        self._conids: dict[str, int] = {}
+        self._cache_loaded = False
         self._acct_props: dict = {}
         self._accounts_listed = False
         self.answers = frozenset(a.strip().lower() for a in config.answers)
@@ -353,6 +407,10 @@ class IbkrBroker:
     def resolve(self, symbols: Sequence[str]) -> dict[str, int | str]:
         """Symbol -> conid, or the reason there is none (unknown, ambiguous). One batched
         `trsrv/stocks` call for the symbols not already known."""
+        now = datetime.now(timezone.utc)
+        if self.contracts is not None and not self._cache_loaded:
+            self._conids.update(self.contracts.load(now))
+            self._cache_loaded = True
         wanted = [s for s in dict.fromkeys(symbols) if s not in self._conids]
         out: dict[str, int | str] = {s: self._conids[s] for s in symbols if s in self._conids}
         if wanted:
@@ -368,6 +426,9 @@ class IbkrBroker:
                                    f"{', '.join(map(str, conids))}); dca does not guess")
                 else:
                     self._conids[symbol] = out[symbol] = conids[0]
+            new = {s: c for s, c in out.items() if s in wanted and isinstance(c, int)}
+            if new and self.contracts is not None:
+                self.contracts.store(new, now)
         return out
 
     def quotes(self, symbols: Sequence[str], at: datetime) -> dict[str, Quote]:

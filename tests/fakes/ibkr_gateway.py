@@ -125,12 +125,14 @@ class IbkrGateway:
         self.slow_after_accept: list[float] = []  # per order POST: stall this long after accepting
         self.faults: list[Fault] = []
         self.requests: list[tuple[str, str, dict]] = []  # (method, path, body/params)
+        self.refused = 0  # requests answered 429
         self.orders: list[GatewayOrder] = []
         self._replies: dict[str, dict] = {}
         self._seen_conids: set[int] = set()
         self._last_paced: dict[str, float] = {}
         self._order_cache_warm = False
         self._last_request_at: float | None = None
+        self._tokens = 10.0
         self._next_order_id = 1000
         self._next_reply = 1
 
@@ -174,21 +176,32 @@ class IbkrGateway:
     def handle(self, method: str, path: str, query: dict, body: Any) -> tuple[int, Any, float]:
         """(status, JSON body, seconds to stall after the state change)."""
         with self.lock:
-            self.requests.append((method, path, body if method == "POST" else query))
-            now = self.clock.monotonic()
-            for fault in self.faults:
-                if fault.times != 0 and (fault.method in (None, method)) and fault.path.fullmatch(path):
-                    fault.times -= 1 if fault.times > 0 else 0
-                    return fault.status, fault.body or {"error": f"scripted {fault.status}"}, 0.0
-            if self.global_rate and self._last_request_at is not None \
-                    and now - self._last_request_at < 1 / self.global_rate - 1e-9:
-                return 429, {"error": "Too many requests"}, 0.0
+            answer = self._handle(method, path, query, body)
+            if answer[0] == 429:
+                self.refused += 1
+            return answer
+
+    def _handle(self, method: str, path: str, query: dict, body: Any) -> tuple[int, Any, float]:
+        self.requests.append((method, path, body if method == "POST" else query))
+        now = self.clock.monotonic()
+        for fault in self.faults:
+            if fault.times != 0 and (fault.method in (None, method)) and fault.path.fullmatch(path):
+                fault.times -= 1 if fault.times > 0 else 0
+                return fault.status, fault.body or {"error": f"scripted {fault.status}"}, 0.0
+        if self.global_rate:
+            # a token bucket: `global_rate` a second, bursts of as many
+            if self._last_request_at is not None:
+                self._tokens = min(self.global_rate,
+                                   self._tokens + (now - self._last_request_at) * self.global_rate)
             self._last_request_at = now
-            for pattern, fn in self._routes:
-                m = re.fullmatch(pattern, path)
-                if m and fn.__name__.split("_")[0] == method.lower():
-                    return fn(self, query, body, *m.groups())
-            return 404, {"error": f"no such endpoint {method} {path}"}, 0.0
+            if self._tokens < 1 - 1e-9:
+                return 429, {"error": "Too many requests"}, 0.0
+            self._tokens -= 1
+        for pattern, fn in self._routes:
+            m = re.fullmatch(pattern, path)
+            if m and fn.__name__.split("_")[0] == method.lower():
+                return fn(self, query, body, *m.groups())
+        return 404, {"error": f"no such endpoint {method} {path}"}, 0.0
 
     def _paced(self, key: str) -> bool:
         now = self.clock.monotonic()

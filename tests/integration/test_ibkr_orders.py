@@ -364,3 +364,18 @@ def test_when_cash_is_short_rows_are_bought_in_plan_order_while_it_lasts_and_the
     assert vti.status is Outcome.SKIPPED and "insufficient cash" in vti.message  # the rest, though it fits
     assert [o.symbol for o in gateway.orders] == ["AAPL"]
     assert "insufficient cash" in r.notifications()
+
+
+def test_resolved_contracts_are_cached_in_the_ledger_file_for_the_next_process(connect, gateway, tmp_path):
+    from dca.brokers.ibkr import ContractCache
+
+    cache = ContractCache(tmp_path / "ledger.sqlite3")
+    first = connect()
+    first.contracts = cache
+    first.readiness(TUESDAY)
+    assert first.resolve(["AAPL"]) == {"AAPL": 265598}
+    asked = gateway.count("GET", "trsrv/stocks")
+    again = connect()  # a new process
+    again.contracts = cache
+    assert again.resolve(["AAPL"]) == {"AAPL": 265598}
+    assert gateway.count("GET", "trsrv/stocks") == asked  # from the cache, not asked again
