@@ -166,6 +166,7 @@ class _Run:
         self.report = RunReport(now, engine.broker.name, engine.broker.simulated, dry_run=False)
         self.broker_down: str | None = None  # why the broker cannot be used in this run
         self.spent_today = ZERO
+        self.plan: ParsedPlan | None = None
         self.cash_left: Decimal | None = None  # for the funding check, when the broker tells
         self.cash_short = False
         self._started = engine.clock.monotonic()
@@ -181,6 +182,7 @@ class _Run:
         except PlanError as error:
             self._without_plan(error)
             raise
+        self.plan = plan
         run_id = self.e.ledger.start_run(self.now)
         self.spent_today = self.e.ledger.committed_on(self.today, self.e.options.price_margin)
         self._check_broker()
@@ -372,6 +374,13 @@ class _Run:
 
     def _buy(self, row: PlanRow, day: date, quote: Quote) -> None:
         options = self.e.options
+        if quote.price is None and quote.unknown_symbol:
+            issue = RowIssue(row.row_number, f"Row {row.row_number}: {quote.problem}; nothing is bought for it "
+                             "until the symbol is corrected", True, row.row_id, row.symbol, row.log)
+            if self.plan is not None:
+                self.plan.issues.append(issue)  # so its Log cell says it and it is notified
+            self.report.errors.append(issue)
+            return
         if quote.price is None or quote.price <= 0:
             self._defer(row, day, f"no price for {row.symbol} ({quote.problem or 'none given'}); nothing ordered")
             return
