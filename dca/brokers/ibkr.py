@@ -290,6 +290,7 @@ class IbkrBroker:
         self._conids: dict[str, int] = {}
         self._cache_loaded = False
         self._acct_props: dict = {}
+        self._cash_rules: dict[int, bool] = {}
         self._accounts_listed = False
         self.answers = frozenset(a.strip().lower() for a in config.answers)
 
@@ -445,16 +446,30 @@ class IbkrBroker:
                     self.clock.sleep(self.config.preflight_wait)
                     continue
                 break
-        fractional = self.config.fractional and bool(self._acct_props.get("supportsCashQty")) \
+        account_takes_cash = self.config.fractional and bool(self._acct_props.get("supportsCashQty")) \
             and bool(self._acct_props.get("supportsFractions"))
         out = {}
         for symbol in symbols:
             conid = resolved.get(symbol)
             if not isinstance(conid, int):
-                out[symbol] = Quote(symbol, None, problem=str(conid or "not resolved"))
+                out[symbol] = Quote(symbol, None, problem=str(conid or "not resolved"), unknown_symbol=True)
             else:
+                fractional = account_takes_cash and self._takes_cash(conid)
                 out[symbol] = self._quote(symbol, snapshot.get(conid, {}), at, fractional)
         return out
+
+    def _takes_cash(self, conid: int) -> bool:
+        """Whether the contract's rules allow a cash-amount market order (asked once per
+        conid and process; a failure means whole shares)."""
+        if conid not in self._cash_rules:
+            try:
+                data = self._read("GET", f"iserver/contract/{conid}/info-and-rules", {"isBuy": "true"}) or {}
+            except BrokerUnavailable as e:
+                logger.info("no contract rules for %s, so whole shares: %s", conid, e)
+                return False
+            rules = data.get("rules") or {}
+            self._cash_rules[conid] = "MKT" in (rules.get("cqtTypes") or []) and "MKT" in (rules.get("fraqTypes") or [])
+        return self._cash_rules[conid]
 
     def _quote(self, symbol: str, item: dict, at: datetime, fractional: bool) -> Quote:
         raw = str(item.get("31") or "")
@@ -629,7 +644,7 @@ class IbkrBroker:
 
     def orders(self) -> list[BrokerOrder]:
         self._ensure_accounts()
-        listed, _, _ = self._order_list(force=False)
+        listed, _, _ = self._order_list(force=True)  # the cached list may be empty on a first call
         return list(listed.values())
 
     # -- session -----------------------------------------------------------------------------

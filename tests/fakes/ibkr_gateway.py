@@ -110,6 +110,7 @@ class IbkrGateway:
         self.prices: dict[str, dict] = {s: {"last": Decimal("100.00"), "prior": Decimal("100.00"), "prefix": "",
                                              "availability": "DpB"} for s in UNIVERSE}
         self.acct_props = {"supportsCashQty": False, "supportsFractions": False}
+        self.fractional_symbols: set[str] = set()  # contracts whose rules allow cash-quantity orders
         self.cash = Decimal("100000.00")
         self.positions: dict[str, Decimal] = {}
         self.commission = Decimal("1.00")
@@ -269,6 +270,18 @@ class IbkrGateway:
             out.append(item)
         return 200, out, 0.0
 
+    def get_rules(self, q, b, conid):
+        if (r := self._needs_auth()):
+            return r
+        symbol = self._conid_symbol(int(conid))
+        if symbol is None:
+            return 400, {"error": f"Invalid conid {conid}"}, 0.0
+        types = ["MKT", "LMT"] if symbol in self.fractional_symbols else []
+        return 200, {"conid": int(conid), "symbol": symbol, "secType": "STK", "currency": "USD",
+                     "rules": {"orderTypes": ["MKT", "LMT", "STP"], "cqtTypes": types, "fraqTypes": types,
+                               "defaultSize": 100, "sizeIncrement": 1 if not types else 0.0001,
+                               "tifTypes": ["DAY/o,a", "GTC/o,a"]}}, 0.0
+
     def post_orders(self, q, b, acct):
         if (r := self._needs_auth()):
             return r
@@ -423,6 +436,7 @@ class IbkrGateway:
         (r"iserver/accounts", get_accounts),
         (r"trsrv/stocks", get_stocks),
         (r"iserver/marketdata/snapshot", get_snapshot),
+        (r"iserver/contract/(\d+)/info-and-rules", get_rules),
         (r"iserver/account/([^/]+)/orders", post_orders),
         (r"iserver/reply/([^/]+)", post_reply),
         (r"iserver/account/orders", get_live_orders),

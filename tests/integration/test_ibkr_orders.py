@@ -274,11 +274,15 @@ def test_without_a_configured_account_the_only_one_is_used(connect):
 # -- contracts and prices -------------------------------------------------------------------------
 
 
-def test_an_unknown_symbol_is_not_guessed_and_orders_nothing(rig, gateway):
-    report = rig("Active,NOSUCH,350,Daily,,n1\nActive,AAPL,350,Daily,,a1\n").run(TUESDAY)
-    [deferred] = report.deferred
-    assert deferred["symbol"] == "NOSUCH" and "knows no US stock" in deferred["message"]
+def test_an_unknown_symbol_is_an_error_on_its_row_and_orders_nothing(rig, gateway):
+    r = rig("Active,NOSUCH,350,Daily,,n1\nActive,AAPL,350,Daily,,a1\n")
+    report = r.run(TUESDAY)
+    [error] = report.errors
+    assert error.row_id == "n1" and "knows no US stock with the symbol NOSUCH" in error.message
+    assert not report.ok and report.deferred == []
     assert [o.symbol for o in gateway.orders] == ["AAPL"]
+    assert "knows no US stock" in r.plan_lines()[1]  # its Log cell
+    assert "knows no US stock" in r.notifications()
 
 
 def test_an_ambiguous_symbol_is_not_guessed(connect, gateway):
@@ -310,6 +314,35 @@ def test_delayed_data_is_recorded_as_delayed(rig, gateway):
     gateway.prices["AAPL"]["availability"] = "DpB"
     e = only(rig("Active,AAPL,350,Daily,,a1\n").run(TUESDAY), "AAPL")
     assert e.price_source == "delayed"
+
+
+# -- sizing --------------------------------------------------------------------------------------
+
+
+def test_whole_shares_by_default_even_where_ibkr_takes_cash_amounts(rig, gateway):
+    gateway.acct_props = {"supportsCashQty": True, "supportsFractions": True}
+    gateway.fractional_symbols = {"AAPL"}
+    e = only(rig("Active,AAPL,350,Daily,,a1\n").run(TUESDAY), "AAPL")
+    assert gateway.orders[0].body["quantity"] == 3 and "cashQty" not in gateway.orders[0].body
+    assert e.carry_out == Decimal("50.00")  # the remainder is carried to the next buy
+
+
+def test_a_cash_amount_order_only_when_configured_and_the_account_and_contract_allow(rig, gateway, connect):
+    gateway.acct_props = {"supportsCashQty": True, "supportsFractions": True}
+    gateway.fractional_symbols = {"AAPL"}
+    r = rig("Active,AAPL,350,Daily,,a1\nActive,SPY,350,Daily,,s1\n", broker=connect(fractional=True))
+    report = r.run(TUESDAY)
+    bodies = {o.symbol: o.body for o in gateway.orders}
+    assert bodies["AAPL"]["cashQty"] == 350.0 and "quantity" not in bodies["AAPL"]
+    assert bodies["SPY"]["quantity"] == 3  # its contract rules do not allow it
+    aapl = only(report, "AAPL")
+    assert aapl.status is Outcome.FILLED and aapl.quantity == Decimal("3.5")
+
+
+def test_no_cash_amount_orders_when_the_account_does_not_support_them(rig, gateway, connect):
+    gateway.fractional_symbols = {"AAPL"}  # the contract would, the account does not
+    rig("Active,AAPL,350,Daily,,a1\n", broker=connect(fractional=True)).run(TUESDAY)
+    assert gateway.orders[0].body["quantity"] == 3
 
 
 # -- fills ----------------------------------------------------------------------------------------

@@ -191,6 +191,8 @@ def test_the_account_view_is_our_own_dataclasses(broker, gateway):
     assert broker.cash_balance() == Decimal("99699.0")
     assert broker.net_liquidation() == Decimal("99999.0")
     assert broker.available_cash() == Decimal("99699.0")
+    [order] = broker.orders()  # even on the gateway's first order-list call of the day
+    assert (order.order_ref, order.state, order.filled_quantity) == ("dca-a-20261201", "filled", Decimal("3.0"))
     [trade] = broker.recent_trades()
     assert (trade.order_ref, trade.quantity, trade.price, trade.commission) == (
         "dca-a-20261201", Decimal("3.0"), Decimal("100.00"), Decimal("1.00"))
