@@ -338,6 +338,7 @@ class _Run:
         except Exception as error:
             self.broker_down = f"broker unavailable ({error})"
             return
+        self.report.broker = self.e.broker.name  # a real broker may name its account only now
         if not readiness.ready:
             self.broker_down = f"broker not ready: {readiness.message}"
 

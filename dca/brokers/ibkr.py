@@ -299,7 +299,7 @@ class IbkrBroker:
     @property
     def name(self) -> str:
         if not self.account_id:
-            return "IBKR (account not chosen yet)"
+            return "IBKR (the login's only account, not asked yet)"
         return f"IBKR {'paper' if is_paper(self.account_id) else 'LIVE'} account {self.account_id}"
 
     @property

@@ -258,8 +258,7 @@ def real_gateway():
 def test_dca_run_now_with_a_paper_account_buys_at_the_emulator(capsys, monkeypatch, tmp_path, real_gateway):
     plan = tmp_path / "plan.csv"
     plan.write_text(HEADER + "Active,AAPL,350,Daily,,a1\n")
-    monkeypatch.setenv("IBIND_REST_URL", real_gateway.url)
-    monkeypatch.setenv("IBIND_ACCOUNT_ID", ACCOUNT)
+    monkeypatch.setenv("IBIND_REST_URL", real_gateway.url)  # no account configured: the login's only one
     code = main(["run", "--broker", "ibkr", "--plan", str(plan), "--now", "2026-12-01T09:00:30"])
     out = capsys.readouterr().out
     assert code == 0, out
