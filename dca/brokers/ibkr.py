@@ -177,6 +177,7 @@ def build_client(config: IbkrConfig, environ: Mapping[str, str] | None = None):
     from ibind import IbkrClient, ibind_logs_initialize
 
     ibind_logs_initialize(log_to_console=False, log_to_file=False)
+    _quiet_local_certificate_warnings(config.url)
     kwargs: dict[str, Any] = dict(account_id=config.account_id, timeout=config.timeout_seconds, max_retries=0,
                                   auto_register_shutdown=False, use_oauth=config.use_oauth)
     if config.url:
@@ -241,6 +242,19 @@ class ContractCache:
                 db.close()
         except sqlite3.Error as e:
             logger.warning("could not store the IBKR contract cache in %s: %s", self.path, e)
+
+
+def _quiet_local_certificate_warnings(url: str | None) -> None:
+    """The gateway on this machine serves a self-signed certificate, which ibind does not
+    verify by default (IBIND_CACERT names one to verify); urllib3 would warn on every
+    request. Silenced only for a gateway on this machine."""
+    import warnings
+    from urllib.parse import urlparse
+
+    from urllib3.exceptions import InsecureRequestWarning
+
+    if urlparse(url or "https://127.0.0.1:5000/").hostname in ("127.0.0.1", "localhost", "::1"):
+        warnings.filterwarnings("ignore", category=InsecureRequestWarning)
 
 
 # -- the account view ---------------------------------------------------------------------------

@@ -169,6 +169,22 @@ def test_a_429_storm_ends_without_a_duplicate(rig, gateway, connect):
     assert done.status is Outcome.FILLED
 
 
+def test_a_401_on_the_order_post_is_doubt_settled_by_the_order_list_not_a_blind_resend(rig, gateway):
+    gateway.fail(r"iserver/account/[^/]+/orders", 401, method="POST")
+    e = only(rig("Active,AAPL,350,Daily,,a1\n").run(TUESDAY), "AAPL")
+    posts = [i for i, (m, p, _) in enumerate(gateway.requests) if m == "POST" and p.endswith("/orders")]
+    lists = [i for i, (m, p, _) in enumerate(gateway.requests) if p == "iserver/account/orders"]
+    assert len(posts) == 2 and any(posts[0] < i < posts[1] for i in lists)
+    assert len(gateway.orders) == 1 and e.status is Outcome.FILLED
+
+
+def test_a_401_when_listing_accounts_means_not_ready_and_nothing_is_sent(rig, gateway):
+    gateway.fail("iserver/accounts", 401)
+    report = rig("Active,AAPL,350,Daily,,a1\n").run(TUESDAY)
+    assert report.executions == [] and "401" in report.deferred[0]["message"]
+    assert order_posts(gateway) == 0
+
+
 def test_a_duplicate_client_order_id_is_looked_up_not_failed(rig, gateway):
     r = rig("Active,AAPL,350,Daily,,a1\n")
     # Another process already placed it; this one never heard back.
