@@ -87,18 +87,21 @@ class Pacer:
         self._lock = threading.Lock()
         self._last: float | None = None
         self._last_slow: dict[str, float] = {}
-        self._blocked_until: float | None = None
+        self._blocked_until: dict[str | None, float] = {}  # None: every request
         self.waited = 0.0  # total seconds spent waiting, for the benchmark
         self.last_request_at: float | None = None
 
     def wait(self, path: str) -> None:
         with self._lock:
             now = self.clock.monotonic()
-            if self._blocked_until is not None and now < self._blocked_until:
-                raise RateLimited(f"IBKR limited the request rate (HTTP 429); dca sends nothing for another "
-                                  f"{self._blocked_until - now:.0f} s")
+            slow = _slow(path)
+            for key in (None, slow) if slow else (None,):
+                until = self._blocked_until.get(key)
+                if until is not None and now < until:
+                    what = "dca sends nothing" if key is None else f"dca does not ask {key}"
+                    raise RateLimited(f"IBKR limited the request rate (HTTP 429); {what} for another "
+                                      f"{until - now:.0f} s")
             due = now if self._last is None else max(now, self._last + self.min_gap)
-            slow = next((p for p in SLOW_PATHS if path.startswith(p)), None)
             if slow is not None and slow in self._last_slow:
                 due = max(due, self._last_slow[slow] + self.slow_interval)
             if due > now:
@@ -110,10 +113,18 @@ class Pacer:
             if slow is not None:
                 self._last_slow[slow] = now
 
-    def penalise(self) -> None:
+    def penalise(self, path: str = "") -> None:
+        """After a 429: a paced endpoint (order list, trades) is left alone for the back-off;
+        any other 429 stops every request for it."""
+        slow = _slow(path)
         with self._lock:
-            self._blocked_until = self.clock.monotonic() + self.backoff_seconds
-        logger.warning("IBKR answered 429 (too many requests): backing off for %.0f s", self.backoff_seconds)
+            self._blocked_until[slow] = self.clock.monotonic() + self.backoff_seconds
+        logger.warning("IBKR answered 429 (too many requests) to %s: backing off %s for %.0f s",
+                       path or "a request", slow or "every request", self.backoff_seconds)
+
+
+def _slow(path: str) -> str | None:
+    return next((p for p in SLOW_PATHS if path.startswith(p)), None)
 
 
 # -- configuration ------------------------------------------------------------------------------
@@ -340,7 +351,7 @@ class IbkrBroker:
                     last = e
                 except ExternalBrokerError as e:
                     if e.status_code == 429:
-                        self.pacer.penalise()
+                        self.pacer.penalise(path)
                         raise RateLimited(f"IBKR limited the request rate (HTTP 429) on {path}; backing off") from e
                     if e.status_code is not None and e.status_code < 500:
                         raise BrokerUnavailable(f"IBKR answered {e.status_code} to {path}: {_error_text(e)}") from e
@@ -367,7 +378,7 @@ class IbkrBroker:
                 raise OrderInDoubt(f"the connection to IBKR broke during {path} ({_short(e)})") from e
             text = _error_text(e)
             if status == 429:
-                self.pacer.penalise()
+                self.pacer.penalise(path)
                 raise OrderInDoubt(f"IBKR answered 429 (too many requests) to {path}; not resent") from e
             if _duplicate(text):
                 raise DuplicateOrderRef(text) from e

@@ -130,8 +130,9 @@ def test_a_timeout_after_acceptance_gives_one_order_and_a_recorded_fill(rig, gat
     assert e.quantity == Decimal("3") and e.broker_order_id == str(gateway.orders[0].order_id)
 
 
-def test_a_crash_between_submit_and_outcome_then_a_restart_places_no_second_order(rig, gateway, connect):
-    r = rig("Active,AAPL,350,Daily,,a1\n", checkpoint=crash_at("broker_returned"))
+@pytest.mark.parametrize("step", ["intent_recorded", "broker_returned"])
+def test_a_crash_between_submit_and_outcome_then_a_restart_places_no_second_order(rig, gateway, connect, step):
+    r = rig("Active,AAPL,350,Daily,,a1\n", checkpoint=crash_at(step))
     with pytest.raises(KeyboardInterrupt):
         r.run(TUESDAY)
     [pending] = r.ledger.with_status(Outcome.PENDING)
@@ -141,6 +142,22 @@ def test_a_crash_between_submit_and_outcome_then_a_restart_places_no_second_orde
     report = again.run(ny(2026, 12, 1, 9, 20))
     assert only(report, "AAPL").status is Outcome.FILLED
     assert order_posts(gateway) == 1 and len(gateway.orders) == 1
+
+
+def test_a_list_lagging_longer_than_the_settle_time_still_gives_one_order(rig, gateway, connect, clock):
+    # The worst case: the order list lags far longer than IBKR's usual few seconds, so it
+    # looks settled and empty. The resend it justifies carries the same cOID, which IBKR
+    # refuses as already registered: the execution stays in doubt, and settles later.
+    gateway.order_list_lag = 600.0
+    gateway.slow_after_accept = [1.0]
+    r = rig("Active,AAPL,350,Daily,,a1\n", broker=connect(timeout_seconds=0.3))
+    first = only(r.run(TUESDAY), "AAPL")
+    assert len(gateway.orders) == 1
+    assert first.status is Outcome.PENDING and "already" in first.message
+    gateway.order_list_lag = 0.0
+    clock.now += 30 * 60  # half an hour later (sooner, IBKR would refuse the new process's first list: 429)
+    later = only(rig("Active,AAPL,350,Daily,,a1\n", broker=connect()).run(ny(2026, 12, 1, 9, 30)), "AAPL")
+    assert later.status is Outcome.FILLED and len(gateway.orders) == 1
 
 
 def test_a_500_on_the_order_post_is_never_retried_blindly(rig, gateway):

@@ -79,6 +79,16 @@ def test_after_a_429_nothing_is_sent_until_the_back_off_ends():
     pacer.wait("tickle")
 
 
+def test_a_429_on_the_order_list_leaves_only_the_order_list_alone():
+    clock = FakeClock()
+    pacer = Pacer(clock, backoff_seconds=60)
+    pacer.wait("iserver/account/orders")
+    pacer.penalise("iserver/account/orders")
+    with pytest.raises(RateLimited, match="iserver/account/orders"):
+        pacer.wait("iserver/account/orders")
+    pacer.wait("iserver/marketdata/snapshot")  # the rest goes on
+
+
 def test_many_lookups_never_trip_the_gateways_pacing(broker, gateway):
     gateway.global_rate = 10  # the gateway also refuses more than 10 requests a second
     broker.readiness(TUESDAY)
