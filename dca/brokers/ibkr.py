@@ -28,10 +28,10 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from dca.errors import BrokerUnavailable, ConfigError, DuplicateOrderRef, OrderInDoubt, OrderRejected
 from dca.ports import (
@@ -125,6 +125,15 @@ class Pacer:
 
 def _slow(path: str) -> str | None:
     return next((p for p in SLOW_PATHS if path.startswith(p)), None)
+
+
+_PACERS: dict[str, Pacer] = {}
+_PACERS_LOCK = threading.Lock()
+
+
+def shared_pacer(url: str, clock: Clock) -> Pacer:
+    with _PACERS_LOCK:
+        return _PACERS.setdefault(url, Pacer(clock))
 
 
 # -- configuration ------------------------------------------------------------------------------
@@ -307,7 +316,9 @@ class IbkrBroker:
         self.client = client
         self.config = config
         self.clock = clock or SystemClock()
-        self.pacer = Pacer(self.clock)
+        # One budget per gateway for the whole process (worker and panel alike); a test
+        # that brings its own clock gets its own, like a separate process.
+        self.pacer = Pacer(self.clock) if clock is not None else shared_pacer(client.base_url, self.clock)
         self.settle_seconds = config.settle_seconds
         self.account_id = config.account_id
         self._io = threading.RLock()  # one request at a time: the session and the question loop

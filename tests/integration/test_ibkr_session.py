@@ -120,6 +120,14 @@ def test_the_adapter_is_safe_to_share_between_threads(broker, gateway):
     assert errors == []
 
 
+def test_every_adapter_of_a_process_for_one_gateway_shares_one_budget(gateway):
+    config = IbkrConfig(url=gateway.url, account_id=ACCOUNT)
+    worker, panel = (IbkrBroker(build_client(config), config) for _ in range(2))
+    assert worker.pacer is panel.pacer
+    other = IbkrConfig(url="http://127.0.0.1:9/v1/api/", account_id=ACCOUNT)
+    assert IbkrBroker(build_client(other), other).pacer is not worker.pacer
+
+
 def test_a_429_on_a_read_backs_off_and_says_so(broker, gateway, caplog):
     broker.readiness(TUESDAY)
     gateway.fail("portfolio/.*/ledger", 429)
