@@ -179,6 +179,13 @@ def _text(v: Any) -> str:
     return str(v).strip()
 
 
+def _url(v: Any) -> str:
+    text = str(v).strip()
+    if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", text):
+        raise ValueError(f"'{v}' is not a URL like https://localhost:5000/v1/api/")
+    return text
+
+
 def _message_ids(v: Any) -> tuple[str, ...]:
     """IBKR question ids to confirm: 'o354,o163' or a TOML list; 'none' for none."""
     items = v if isinstance(v, (list, tuple)) else str(v).split(",")
@@ -221,7 +228,7 @@ _KEYS: dict[str, tuple[str, str, Callable[[Any], Any]]] = {
     "sim_faults": ("broker.faults", "DCA_SIM_FAULTS", _faults),
     "notify_file": ("notify.file", "DCA_NOTIFY_FILE", _path),
     "lock_timeout_seconds": ("ledger.lock_timeout_seconds", "DCA_LOCK_TIMEOUT", _seconds),
-    "ibkr_url": ("ibkr.url", "IBIND_REST_URL", _text),
+    "ibkr_url": ("ibkr.url", "IBIND_REST_URL", _url),
     "ibkr_account": ("ibkr.account", "IBIND_ACCOUNT_ID", _text),
     "ibkr_allow_live": ("ibkr.allow_live", "DCA_IBKR_ALLOW_LIVE", _bool),
     "ibkr_use_oauth": ("ibkr.use_oauth", "IBIND_USE_OAUTH", _bool),

@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any, Mapping, Sequence
@@ -622,6 +622,7 @@ class IbkrBroker:
                                                    "order list to show it yet")
                 else:
                     out[q.order_ref] = OrderLookup(Found.UNKNOWN, reason=why)
+        self._add_commissions(out)
         if older:
             oldest = min(q.last_attempt_at.astimezone(NEW_YORK).date() for q in older)
             days = (today - oldest).days + 1
@@ -644,6 +645,21 @@ class IbkrBroker:
                 else:
                     out[q.order_ref] = OrderLookup(Found.UNKNOWN, reason=why)
         return out
+
+    def _add_commissions(self, lookups: dict[str, OrderLookup]) -> None:
+        """The order list has no commission; today's trades do. Best effort."""
+        filled = [ref for ref, lk in lookups.items()
+                  if lk.found is Found.FOUND and lk.order.filled_quantity > 0 and lk.order.commission is None]
+        if not filled:
+            return
+        try:
+            trades = self._trades(1)
+        except BrokerUnavailable as e:
+            logger.info("commissions not known yet (%s)", e)
+            return
+        for ref in filled:
+            if ref in trades and trades[ref].commission is not None:
+                lookups[ref] = replace(lookups[ref], order=replace(lookups[ref].order, commission=trades[ref].commission))
 
     def _order_list(self, force: bool) -> tuple[dict[str, BrokerOrder], bool, float]:
         """(orders by order_ref, settled, when the list was read). With `force`, the gateway's

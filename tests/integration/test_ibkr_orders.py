@@ -128,6 +128,7 @@ def test_a_timeout_after_acceptance_gives_one_order_and_a_recorded_fill(rig, gat
     assert len(gateway.orders) == 1
     assert e.status is Outcome.FILLED
     assert e.quantity == Decimal("3") and e.broker_order_id == str(gateway.orders[0].order_id)
+    assert e.commission == Decimal("1.00")  # from today's trades: the order list has none
 
 
 @pytest.mark.parametrize("step", ["intent_recorded", "broker_returned"])

@@ -225,6 +225,8 @@ def test_ibkr_is_chosen_by_configuration_and_ibinds_variables_are_honoured(tmp_p
     assert (s.broker, s.ibkr_url, s.ibkr_account, s.ibkr_answers) == (
         "ibkr", "http://127.0.0.1:5055/v1/api/", "DU1", ("o354", "o163"))
     assert not s.ibkr_allow_live
+    with pytest.raises(ConfigError, match="IBIND_REST_URL"):
+        load_settings(environ={"IBIND_REST_URL": "localhost:5000"}, dotenv=None)
     with pytest.raises(ConfigError, match="DCA_IBKR_ANSWERS"):
         load_settings(environ={"DCA_IBKR_ANSWERS": "yes please"}, dotenv=None)
     toml = tmp_path / "dca.toml"
