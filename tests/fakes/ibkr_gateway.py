@@ -35,6 +35,7 @@ from zoneinfo import ZoneInfo
 
 NEW_YORK = ZoneInfo("America/New_York")
 BASE = "/v1/api/"
+DROP = -1  # a scripted "status" that closes the connection without answering
 
 # symbol -> (conid, exchange, company) : a small US universe
 UNIVERSE = {
@@ -93,6 +94,7 @@ class Fault:
     status: int
     body: Any
     times: int  # -1: always
+    after: bool = False
 
 
 class IbkrGateway:
@@ -139,11 +141,13 @@ class IbkrGateway:
 
     # -- scripting -----------------------------------------------------------------------
 
-    def fail(self, path: str, status: int, times: int = 1, body: Any = None, method: str | None = None) -> None:
+    def fail(self, path: str, status: int, times: int = 1, body: Any = None, method: str | None = None,
+             after: bool = False) -> None:
         """The next `times` requests whose path (after /v1/api/) matches the regex get
-        this status (-1: every one)."""
+        this status (`times` -1: every one; status DROP: the connection closes unanswered).
+        `after`: the request is handled first (an order is placed), then the fault."""
         with self.lock:
-            self.faults.append(Fault(method, re.compile(path), status, body, times))
+            self.faults.append(Fault(method, re.compile(path), status, body, times, after))
 
     def day(self) -> date:
         return self.today or datetime.now(NEW_YORK).date()
@@ -188,6 +192,8 @@ class IbkrGateway:
         for fault in self.faults:
             if fault.times != 0 and (fault.method in (None, method)) and fault.path.fullmatch(path):
                 fault.times -= 1 if fault.times > 0 else 0
+                if fault.after:
+                    self._route(method, path, query, body)
                 return fault.status, fault.body or {"error": f"scripted {fault.status}"}, 0.0
         if self.global_rate:
             # a token bucket: `global_rate` a second, bursts of as many
@@ -198,6 +204,9 @@ class IbkrGateway:
             if self._tokens < 1 - 1e-9:
                 return 429, {"error": "Too many requests"}, 0.0
             self._tokens -= 1
+        return self._route(method, path, query, body)
+
+    def _route(self, method: str, path: str, query: dict, body: Any) -> tuple[int, Any, float]:
         for pattern, fn in self._routes:
             m = re.fullmatch(pattern, path)
             if m and fn.__name__.split("_")[0] == method.lower():
@@ -474,6 +483,9 @@ class IbkrGateway:
                                                             parse_qs(parsed.query), body)
                 if stall:
                     time.sleep(stall)  # real time: it is the client's real timeout it outlasts
+                if status == DROP:  # the connection breaks before any answer
+                    self.close_connection = True
+                    return
                 data = json.dumps(payload, default=str).encode()
                 try:
                     self.send_response(status)

@@ -12,9 +12,10 @@ import pytest
 
 from dca.brokers.ibkr import IbkrBroker, IbkrConfig, build_client
 from dca.domain import Outcome
+from dca.ports import OrderRequest
 from tests.conftest import ny
 from tests.fakes import FakeClock
-from tests.fakes.ibkr_gateway import IbkrGateway
+from tests.fakes.ibkr_gateway import DROP, IbkrGateway
 
 TUESDAY = ny(2026, 12, 1, 9, 0, 30)
 ACCOUNT = "DU1234567"
@@ -201,6 +202,31 @@ def test_a_401_when_listing_accounts_means_not_ready_and_nothing_is_sent(rig, ga
     report = rig("Active,AAPL,350,Daily,,a1\n").run(TUESDAY)
     assert report.executions == [] and "401" in report.deferred[0]["message"]
     assert order_posts(gateway) == 0
+
+
+def test_a_500_after_the_order_was_placed_gives_one_order(rig, gateway):
+    gateway.fail(r"iserver/account/[^/]+/orders", 500, method="POST", after=True)
+    e = only(rig("Active,AAPL,350,Daily,,a1\n").run(TUESDAY), "AAPL")
+    assert order_posts(gateway) == 1 and len(gateway.orders) == 1
+    assert e.status is Outcome.FILLED
+
+
+def test_a_connection_dropped_after_the_order_was_placed_gives_one_order(rig, gateway):
+    gateway.fail(r"iserver/account/[^/]+/orders", DROP, method="POST", after=True)
+    e = only(rig("Active,AAPL,350,Daily,,a1\n").run(TUESDAY), "AAPL")
+    assert order_posts(gateway) == 1 and len(gateway.orders) == 1
+    assert e.status is Outcome.FILLED
+
+
+def test_a_gateway_that_refuses_the_connection_provably_got_no_order(connect, gateway):
+    from dca.errors import BrokerUnavailable
+
+    broker = connect()
+    broker.readiness(TUESDAY)
+    broker.resolve(["AAPL"])
+    broker.client.base_url = "http://127.0.0.1:9/v1/api/"  # nothing listens there
+    with pytest.raises(BrokerUnavailable, match="could not be reached"):
+        broker.submit(OrderRequest("dca-a1-20261201", "AAPL", Decimal(3)), TUESDAY)
 
 
 def test_a_duplicate_client_order_id_is_looked_up_not_failed(rig, gateway):
