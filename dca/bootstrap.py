@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +13,7 @@ from dca.errors import ConfigError
 from dca.ledger import Ledger
 from dca.ports import Broker, Notifier, PlanSource
 from dca.schedule_rules import Schedule
-from dca.settings import Settings
+from dca.settings import Settings, read_dotenv
 from dca.sqlite_conn import is_writable
 
 logger = logging.getLogger(__name__)
@@ -111,7 +112,10 @@ def build_broker(settings: Settings) -> Broker:
             use_oauth=settings.ibkr_use_oauth, answers=settings.ibkr_answers, fractional=settings.ibkr_fractional,
             timeout_seconds=settings.ibkr_timeout_seconds,
             max_price_move=settings.ibkr_max_price_move_percent / 100)
-        return IbkrBroker(build_client(config), config, contracts=ContractCache(settings.db_path))
+        # OAuth credentials are secrets: from the environment or `.env` (the environment
+        # wins, as for every setting), read here rather than kept in Settings.
+        environ = {**read_dotenv(Path(".env")), **os.environ} if settings.ibkr_use_oauth else None
+        return IbkrBroker(build_client(config, environ), config, contracts=ContractCache(settings.db_path))
     raise AssertionError(f"settings allowed an unknown broker {settings.broker!r}")  # _broker() validates
 
 

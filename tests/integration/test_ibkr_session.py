@@ -246,6 +246,19 @@ def test_oauth_without_its_settings_names_what_is_missing_and_prints_no_secret()
     assert "SECRET-123" not in message and "KEYSECRET" not in message
 
 
+def test_oauth_credentials_may_come_from_dotenv_and_their_values_are_never_shown(tmp_path, monkeypatch, capsys):
+    (tmp_path / ".env").write_text("IBIND_OAUTH1A_ACCESS_TOKEN=tok-SECRET-123\nIBIND_OAUTH1A_CONSUMER_KEY=KEYSECRET\n")
+    monkeypatch.chdir(tmp_path)
+    code = main(["plan", "--broker", "ibkr"])
+    assert code == 0  # OAuth off: the credentials are not even read
+    monkeypatch.setenv("IBIND_USE_OAUTH", "true")
+    code = main(["plan", "--broker", "ibkr"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "IBIND_OAUTH1A_ACCESS_TOKEN_SECRET" in err and "IBIND_OAUTH1A_ACCESS_TOKEN," not in err
+    assert "SECRET-123" not in err and "KEYSECRET" not in err
+
+
 def test_oauth_with_its_settings_but_without_ibinds_oauth_extra_says_how_to_install_it(tmp_path):
     try:
         import Crypto  # noqa: F401
