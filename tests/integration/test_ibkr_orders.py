@@ -430,6 +430,7 @@ def test_an_order_that_fills_after_the_run_is_recorded_the_next_day_from_the_tra
     [tuesday] = [e for e in report.executions if e.scheduled_date == date(2026, 12, 1)]
     assert tuesday.status is Outcome.FILLED and tuesday.price == Decimal("99")
     assert tuesday.commission == Decimal("1.00")
+    assert tuesday.carry_out == Decimal("53.00")  # settled from the fill: $350 - 3 x $99
     assert len(gateway.orders) == 2  # Tuesday's, and Wednesday's own
 
 
