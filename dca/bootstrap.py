@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +13,7 @@ from dca.errors import ConfigError
 from dca.ledger import Ledger
 from dca.ports import Broker, Notifier, PlanSource
 from dca.schedule_rules import Schedule
-from dca.settings import Settings
+from dca.settings import Settings, read_dotenv
 from dca.sqlite_conn import is_writable
 
 logger = logging.getLogger(__name__)
@@ -117,6 +118,18 @@ def build_broker(settings: Settings) -> Broker:
         except sqlite3.Error as e:
             raise ConfigError(f"the simulated broker's order book {settings.sim_book_path} cannot be opened ({e}); "
                               f"point {_where(settings, 'sim_book_path')} at a file in a folder you can write") from e
+    if settings.broker == "ibkr":
+        from dca.brokers.ibkr import ContractCache, IbkrBroker, IbkrConfig, build_client
+
+        config = IbkrConfig(
+            url=settings.ibkr_url, account_id=settings.ibkr_account, allow_live=settings.ibkr_allow_live,
+            use_oauth=settings.ibkr_use_oauth, answers=settings.ibkr_answers, fractional=settings.ibkr_fractional,
+            timeout_seconds=settings.ibkr_timeout_seconds,
+            max_price_move=settings.ibkr_max_price_move_percent / 100)
+        # OAuth credentials are secrets: from the environment or `.env` (the environment
+        # wins, as for every setting), read here rather than kept in Settings.
+        environ = {**read_dotenv(Path(".env")), **os.environ} if settings.ibkr_use_oauth else None
+        return IbkrBroker(build_client(config, environ), config, contracts=ContractCache(settings.db_path))
     raise AssertionError(f"settings allowed an unknown broker {settings.broker!r}")  # _broker() validates
 
 

@@ -155,6 +155,9 @@ def cmd_calendar(args, services: Services) -> int:
 
 def cmd_run(args, services: Services) -> int:
     now = parse_now(args.now) if args.now else datetime.now(NEW_YORK)
+    if args.now and not args.dry_run and getattr(services.broker, "live_possible", False):
+        raise UsageError(f"--now is refused with {services.broker.name}: time travel places real orders "
+                         "only on a paper account (DU…); use --dry-run, or a paper account")
     if args.now and not args.dry_run:
         clock_guard.check_range(now)  # so a time out of range is not first met with a warning
         if (warning := clock_guard.ahead_warning(now)) is not None:
@@ -164,7 +167,7 @@ def cmd_run(args, services: Services) -> int:
 
     def human():
         title = f"{'Dry run' if report.dry_run else 'Run'} as of {now.astimezone(NEW_YORK):%Y-%m-%d %H:%M %Z}"
-        lines = [SIMULATED_BANNER] if report.simulated else []
+        lines = [SIMULATED_BANNER] if report.simulated else [f"Broker: {report.broker}"]
         lines.append(title + ("  (nothing is recorded or ordered)" if report.dry_run else ""))
         rows = [
             {**e, "scheduled": e["scheduled_at"][:16].replace("T", " "), "late": "late" if e["late"] else "",
@@ -354,6 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--plan", help="plan CSV file or Google Sheet address (default: $DCA_PLAN, else $DCA_HOME/plan.csv)")
     common.add_argument("--db", help="ledger SQLite file (default: $DCA_DB, else $DCA_HOME/ledger.sqlite3)")
     common.add_argument("--json", action="store_true", help="machine-readable output")
+    common.add_argument("--broker", help="simulated or ibkr (default: $DCA_BROKER, else simulated)")
     common.add_argument("-v", "--verbose", action="store_true", help="log what happens to stderr")
 
     parser = argparse.ArgumentParser(prog="dca", description="Recurring investments (dollar-cost averaging).")
@@ -394,7 +398,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
         settings = load_settings(args.config, overrides={
-            "plan_path": args.plan, "db_path": args.db and Path(args.db)})  # --plan may be a sheet's address
+            "plan_path": args.plan, "db_path": args.db and Path(args.db),  # --plan may be a sheet's address
+            "broker": args.broker})
         services = build(settings)
         return args.func(args, services)
     except DcaError as error:

@@ -189,6 +189,9 @@ class _Run:
         self.report = RunReport(now, engine.broker.name, engine.broker.simulated, dry_run=False)
         self.broker_down: str | None = None  # why the broker cannot be used in this run
         self.spent_today = ZERO
+        self.plan: ParsedPlan | None = None
+        self.cash_left: Decimal | None = None  # for the funding check, when the broker tells
+        self.cash_short = False
         self._started = engine.clock.monotonic()
 
     def at(self) -> datetime:
@@ -202,6 +205,7 @@ class _Run:
         except PlanError as error:
             self._without_plan(error)
             raise
+        self.plan = plan
         run_id = self.e.ledger.start_run(self.now)
         self.spent_today = self.e.ledger.committed_on(self.today, self.e.options.price_margin)
         self._check_broker()
@@ -369,6 +373,7 @@ class _Run:
         except Exception as error:
             self.broker_down = f"broker unavailable ({error})"
             return
+        self.report.broker = self.e.broker.name  # a real broker may name its account only now
         if not readiness.ready:
             self.broker_down = f"broker not ready: {readiness.message}"
 
@@ -376,6 +381,8 @@ class _Run:
         if not due:
             return
         quotes = self._quotes(due)
+        if quotes is not None:
+            self.cash_left = self._available_cash()
         for item in due:
             if quotes is None:
                 self._defer(item.row, item.day, f"{self.broker_down}; nothing ordered")
@@ -403,6 +410,13 @@ class _Run:
 
     def _buy(self, row: PlanRow, day: date, quote: Quote) -> None:
         options = self.e.options
+        if quote.price is None and quote.unknown_symbol:
+            issue = RowIssue(row.row_number, f"Row {row.row_number}: {quote.problem}; nothing is bought for it "
+                             "until the symbol is corrected", True, row.row_id, row.symbol, row.log)
+            if self.plan is not None:
+                self.plan.issues.append(issue)  # so its Log cell says it and it is notified
+            self.report.errors.append(issue)
+            return
         if quote.price is None or quote.price <= 0:
             self._defer(row, day, f"no price for {row.symbol} ({quote.problem or 'none given'}); nothing ordered")
             return
@@ -426,7 +440,29 @@ class _Run:
         if refusal:
             self._record(row, day, Outcome.SKIPPED, refusal, price=price, price_source=str(quote.kind))
             return
+        if self.cash_left is not None:
+            # The funding check: rows are bought in plan order while the cash lasts; once
+            # one does not fit, it and every later row are skipped (and notified).
+            if self.cash_short or intent.cost > self.cash_left:
+                self.cash_short = True
+                self._record(row, day, Outcome.SKIPPED, f"insufficient cash: {format_money(self.cash_left)} "
+                             f"available, this needs {format_money(intent.cost)}; nothing was ordered",
+                             price=price, price_source=str(quote.kind))
+                return
+            self.cash_left -= intent.cost
         self._place(intent)
+
+    def _available_cash(self) -> Decimal | None:
+        """What the broker says is available for trading, for a broker that can tell
+        (`available_cash(at)`); None: no funding check."""
+        ask = getattr(self.e.broker, "available_cash", None)
+        if ask is None:
+            return None
+        try:
+            return ask(self.at())
+        except Exception as error:  # the broker refuses an unfunded order anyway
+            logger.warning("could not read the available cash, so no funding check in this run: %s", error)
+            return None
 
     def _guard(self, intent: Execution, already: Decimal) -> str | None:
         """Why the guards refuse this order, or None. `already` is today's total without it."""

@@ -178,6 +178,9 @@ class Quote:
     as_of: datetime | None = None
     fractional: bool = False  # the broker takes cash-amount (fractional) orders for it
     problem: str = ""
+    # The broker has no such instrument (or several): an error on the plan's row, which
+    # the person must fix, rather than a price that may come at the next run.
+    unknown_symbol: bool = False
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ def default_home(env: Mapping[str, str] | None = None) -> Path:
     return Path(base) / "dca"
 
 
-BROKERS = ("simulated",)
+BROKERS = ("simulated", "ibkr")
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,15 @@ class Settings:
     # The HTTP API (`dca api`): its bearer token, and the shared secret TradingView alerts carry.
     api_token: str | None = field(default=None, repr=False, metadata={"secret": True})
     tradingview_secret: str | None = field(default=None, repr=False, metadata={"secret": True})
+    # Interactive Brokers (broker.kind = "ibkr"); the IBIND_* variables are ibind's own.
+    ibkr_url: str | None = None
+    ibkr_account: str | None = None
+    ibkr_allow_live: bool = False
+    ibkr_use_oauth: bool = False
+    ibkr_answers: tuple[str, ...] = ("o354",)
+    ibkr_fractional: bool = False
+    ibkr_timeout_seconds: float = 10.0
+    ibkr_max_price_move_percent: Decimal = Decimal("10")
     config_file: Path | None = None
     # Which settings came from where, for `dca status`.
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
@@ -93,6 +102,8 @@ class Settings:
                 value = str(value)[:5] if isinstance(value, time) else str(value)
             elif isinstance(value, Mapping):
                 value = dict(value)
+            elif isinstance(value, tuple):
+                value = ",".join(map(str, value))
             out[f.name] = value
         return out
 
@@ -209,6 +220,29 @@ def _faults(v: Any) -> dict[str, str]:
     return faults
 
 
+def _text(v: Any) -> str:
+    return str(v).strip()
+
+
+def _url(v: Any) -> str:
+    text = str(v).strip()
+    if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", text):
+        raise ValueError(f"'{v}' is not a URL like https://localhost:5000/v1/api/")
+    return text
+
+
+def _message_ids(v: Any) -> tuple[str, ...]:
+    """IBKR question ids to confirm: 'o354,o163' or a TOML list; 'none' for none."""
+    items = v if isinstance(v, (list, tuple)) else str(v).split(",")
+    ids = tuple(str(i).strip().lower() for i in items if str(i).strip())
+    if ids == ("none",):
+        return ()
+    for i in ids:
+        if not re.fullmatch(r"[a-z]\d+", i):
+            raise ValueError(f"'{i}' is not an IBKR message id like o354")
+    return ids
+
+
 def _seconds(v: Any) -> float:
     return _bounded(v, 86400, "seconds")
 
@@ -254,6 +288,14 @@ _KEYS: dict[str, tuple[str, str, Callable[[Any], Any]]] = {
     "sheets_api_url": ("plan.sheets_api_url", "DCA_SHEETS_API_URL", _api_url),
     "api_token": ("api.token", "DCA_API_TOKEN", _secret_text),
     "tradingview_secret": ("api.tradingview_secret", "DCA_TRADINGVIEW_SECRET", _secret_text),
+    "ibkr_url": ("ibkr.url", "IBIND_REST_URL", _url),
+    "ibkr_account": ("ibkr.account", "IBIND_ACCOUNT_ID", _text),
+    "ibkr_allow_live": ("ibkr.allow_live", "DCA_IBKR_ALLOW_LIVE", _bool),
+    "ibkr_use_oauth": ("ibkr.use_oauth", "IBIND_USE_OAUTH", _bool),
+    "ibkr_answers": ("ibkr.answers", "DCA_IBKR_ANSWERS", _message_ids),
+    "ibkr_fractional": ("ibkr.fractional", "DCA_IBKR_FRACTIONAL", _bool),
+    "ibkr_timeout_seconds": ("ibkr.timeout_seconds", "DCA_IBKR_TIMEOUT", _seconds),
+    "ibkr_max_price_move_percent": ("ibkr.max_price_move_percent", "DCA_IBKR_MAX_PRICE_MOVE_PERCENT", _percent),
 }
 _SECRET_KEYS = re.compile(r"(?i)(secret|token|password|webhook|private|key)")
 

@@ -326,8 +326,10 @@ def test_a_bad_flag_is_a_config_error_naming_the_setting(override, value):
 
 
 def test_a_broker_this_version_lacks_fails_on_the_broker_not_on_the_faults():
-    # Only the simulated broker exists yet, so the broker is what is wrong here.
     with pytest.raises(ConfigError, match=r"\$DCA_BROKER"):
+        load_settings(environ={"DCA_BROKER": "robinhood", "DCA_SIM_FAULTS": "AAPL=reject"}, dotenv=None)
+    # With a real broker, the simulated broker's faults are what is wrong.
+    with pytest.raises(ConfigError, match="only applies to the simulated broker"):
         load_settings(environ={"DCA_BROKER": "ibkr", "DCA_SIM_FAULTS": "AAPL=reject"}, dotenv=None)
 
 
