@@ -17,7 +17,8 @@ from decimal import Decimal
 from typing import Callable, Mapping
 
 from dca.clock import SystemClock
-from dca.delivery import deliver_outbox
+from dca import logs
+from dca.delivery import account_label, deliver_outbox
 from dca.domain import (
     CENT,
     Outcome,
@@ -180,17 +181,43 @@ class _Run:
             self._without_plan(error)
             raise
         run_id = self.e.ledger.start_run(self.now)
-        self.spent_today = self.e.ledger.committed_on(self.today, self.e.options.price_margin)
-        self._check_broker()
-        self._reconcile({r.row_id: r for r in plan.rows})
-        held = self._reidentified(plan)
-        histories = self.e.ledger.row_histories(plan.rows, self.today, observe=True)
-        due = self._decide([r for r in plan.active_rows if r.row_id not in held], histories)
-        self._buy_all(due)
-        self._report_problems(plan)
-        self.report.delivery = deliver_outbox(self.e.ledger, self.e.plan_source, self.e.notifier, self.e.broker.simulated)
-        self.e.ledger.finish_run(run_id, self.report.summary())
+        with logs.context(run=run_id):
+            logger.info("run %s as of %s with the %s", run_id, self.now.isoformat(), self.e.broker.name)
+            self.spent_today = self.e.ledger.committed_on(self.today, self.e.options.price_margin)
+            self._check_broker()
+            self._reconcile({r.row_id: r for r in plan.rows})
+            held = self._reidentified(plan)
+            histories = self.e.ledger.row_histories(plan.rows, self.today, observe=True)
+            due = self._decide([r for r in plan.active_rows if r.row_id not in held], histories)
+            self._buy_all(due)
+            self._report_problems(plan)
+            self._queue_summary()
+            self.report.delivery = deliver_outbox(self.e.ledger, self.e.plan_source, self.e.notifier,
+                                                  account_label(self.e.broker), self.e.clock)
+            self.e.ledger.finish_run(run_id, self.report.summary())
+            logger.info("run %s done: %s", run_id, self.report.summary())
         return self.report
+
+    def _queue_summary(self) -> None:
+        """One summary per run that recorded anything: counts, total, missed, late, next run."""
+        executions = self.report.executions
+        if not executions:
+            return
+        summary = self.report.summary()
+        successes = [e for e in executions if e.status in (Outcome.FILLED, Outcome.SUBMITTED)]
+        missed = sum(e.status is Outcome.MISSED for e in executions)
+        late = sum(bool(e.late) for e in executions)
+        sessions = self.e.schedule.calendar.sessions(self.today, self.today + timedelta(days=14))
+        upcoming = [scheduled_at(d, self.e.schedule.run_time) for d in sessions]
+        next_run = next((t for t in upcoming if t > self.now), None)
+        data = {**summary, "as_of": self.now.astimezone(NEW_YORK).isoformat(), "missed": missed, "late": late,
+                "next_run": None if next_run is None else f"{next_run:%Y-%m-%d %H:%M} ET",
+                "deferred": len(self.report.deferred), "successes": [e.id for e in successes],
+                "success_lines": [_bought(e) for e in successes], "simulated": self.e.broker.simulated}
+        counts = ", ".join(f"{v} {k}" for k, v in summary["counts"].items())
+        text = (f"Run summary {self.now.astimezone(NEW_YORK):%Y-%m-%d %H:%M} ET: {counts}; total "
+                f"${summary['total_spent']}; {missed} missed, {late} late; next run {data['next_run'] or 'unknown'}")
+        self.e.ledger.enqueue_notification("summary", text, data)
 
     def _guarded(self, row: PlanRow, day: date | None, step: Callable[[], None]) -> None:
         try:
@@ -241,7 +268,8 @@ class _Run:
         notices.open("plan", f"The plan could not be read, so nothing new was bought: {error}")
         self._notice_doubts(notices)
         notices.settle()
-        deliver_outbox(self.e.ledger, self.e.plan_source, self.e.notifier, self.e.broker.simulated)
+        deliver_outbox(self.e.ledger, self.e.plan_source, self.e.notifier, account_label(self.e.broker),
+                       self.e.clock)
 
     def _reidentified(self, plan: ParsedPlan) -> set[str]:
         """Rows that look like an old row under a new ID (a stale copy of the plan saved
@@ -307,6 +335,8 @@ class _Run:
     def _store(self, execution: Execution) -> Execution | None:
         stored = self.e.ledger.insert(execution, log_line(execution, self.now))
         if stored is not None:
+            logger.info("outcome %s", log_line(execution, self.now),
+                        extra={"execution": logs.execution_key(execution.row_id, execution.scheduled_date)})
             self.report.executions.append(stored)
         return stored
 
@@ -415,6 +445,8 @@ class _Run:
         if stored is None:
             return  # recorded by someone else meanwhile: theirs is the one
         self._account(None, stored)
+        logger.info("intent %s %s %s for %s", stored.order_ref, stored.quantity, stored.symbol, stored.cost,
+                    extra={"execution": logs.execution_key(stored.row_id, stored.scheduled_date)})
         self.e._checkpoint("intent_recorded", stored)
         self.report.executions.append(self._submit(stored))
 
@@ -602,6 +634,8 @@ class _Run:
             changes["added"] = ZERO
         final = execution.evolve(**changes)
         stored = self.e.ledger.update(final, log_line(final, self.now))
+        logger.info("outcome %s", log_line(final, self.now),
+                    extra={"execution": logs.execution_key(final.row_id, final.scheduled_date)})
         self._account(execution, stored)
         self.e._checkpoint("outcome_recorded", stored)
         return stored
@@ -650,6 +684,16 @@ class _Run:
 # Set on an intent once the broker has shown it holds the order (it refused the id as a
 # duplicate): a list that does not show it is then lag, never proof of absence.
 ACKNOWLEDGED = "acknowledged"
+
+
+def _bought(e: Execution) -> str:
+    """A success as one line of the run summary, e.g. '2 VTI @ $390.26 = $780.52 (late)'."""
+    line = f"{format_quantity(e.quantity or ZERO)} {e.symbol}"
+    if e.price is not None:
+        line += f" @ {format_money(e.price)}"
+    if e.cost is not None:
+        line += f" = {format_money(e.cost)}"
+    return line + (" (working)" if e.status is Outcome.SUBMITTED else "") + (" (late)" if e.late else "")
 
 
 def _acknowledged(execution: Execution) -> bool:

@@ -98,6 +98,7 @@ class RealisticWorld:
 
 class SimulatedBroker:
     simulated = True
+    account_kind = "SIMULATED"  # what notifications say it concerns (no real money)
 
     def __init__(
         self,
