@@ -26,7 +26,7 @@ MASK = "****"
 _run_id: contextvars.ContextVar[str] = contextvars.ContextVar("dca_run_id", default="-")
 _execution: contextvars.ContextVar[str] = contextvars.ContextVar("dca_execution", default="-")
 
-_known: set[str] = set()
+_known: dict[str, str] = {}
 _known_lock = threading.Lock()
 _known_pattern: re.Pattern | None = None
 
@@ -44,15 +44,16 @@ _PATTERNS: list[tuple[re.Pattern, str]] = [
 ]
 
 
-def register_secret(value: str | None) -> None:
-    """Redact this exact value (and its URL-quoted form) wherever it appears from now on."""
+def register_secret(value: str | None, shown: str = MASK) -> None:
+    """Redact this exact value (and its URL-quoted form) wherever it appears from now on,
+    as `shown` (e.g. a webhook URL shown with its token masked)."""
     if not value or len(str(value)) < 6:  # a very short value would mask ordinary words
         return
     from urllib.parse import quote
 
     global _known_pattern
     with _known_lock:
-        _known.update({str(value), quote(str(value), safe="")})
+        _known.update({str(value): shown, quote(str(value), safe=""): shown})
         ordered = sorted(_known, key=len, reverse=True)
         _known_pattern = re.compile("|".join(re.escape(v) for v in ordered))
 
@@ -74,7 +75,8 @@ def redact(text: str) -> str:
         return text
     pattern = _known_pattern
     if pattern is not None:
-        text = pattern.sub(MASK, text)
+        known = _known
+        text = pattern.sub(lambda m: known.get(m[0], MASK), text)
     for regex, replacement in _PATTERNS:
         text = regex.sub(replacement, text)
     return text

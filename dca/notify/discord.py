@@ -67,7 +67,9 @@ def check_webhook_url(url: str) -> str:
     parts = urlsplit(text)
     host = parts.hostname or ""
     if not _WEBHOOK_PATH.fullmatch(parts.path or "") or not host:
-        raise ValueError(f"'{redact(text)[:80]}' is not a Discord webhook URL; copy it from the channel's "
+        where = f"a URL on {host}" if host else "the value"
+        raise ValueError(f"{where} is not a Discord webhook URL (its path is not /api/webhooks/<id>/<token>); "
+                         "copy it from the channel's "
                          "Integrations > Webhooks > Copy Webhook URL (https://discord.com/api/webhooks/<id>/<token>)")
     if parts.scheme != "https" and not (parts.scheme == "http" and host in _LOCAL_HOSTS):
         raise ValueError(f"the Discord webhook URL must start with https:// (it is {parts.scheme}://…)")
@@ -208,13 +210,14 @@ class DiscordNotifier:
             self.url = check_webhook_url(url)
         except ValueError as e:
             raise ConfigError(f"DCA_DISCORD_WEBHOOK_URL: {e}") from None
-        register_secret(self.url)
+        shown = _WEBHOOK_PATH.sub(lambda m: f"/api/webhooks/{m[1]}/****", self.url)
+        register_secret(self.url, shown)
         register_secret(_WEBHOOK_PATH.search(self.url)[2])  # the token alone, as some libraries log it
         self.rules = rules
         self.timeout = timeout
         self.session = session or requests.Session()
         self._requests = requests
-        self.description = f"Discord webhook {redact(self.url)}"
+        self.description = f"Discord webhook {shown}"
         self.identity = "discord:" + hashlib.sha256(self.url.encode()).hexdigest()[:16]
 
     # -- shaping messages ---------------------------------------------------------------

@@ -12,6 +12,7 @@ It behaves as Discord's Execute Webhook does where it matters to us:
   tests travel in time): every answer has `X-RateLimit-Limit/Remaining/Reset/Reset-After`
   and `X-RateLimit-Bucket`; over the limit: 429 with `retry_after` (float seconds),
   `global`, `Retry-After` (whole seconds, rounded up) and `X-RateLimit-Scope`.
+- A payload it refuses whatever its size (`refuse`), to stand for what no truncation fixes.
 - Scripted answers for the next requests (`script`): 429 (with retry_after), 5xx, 404,
   401, 400, "drop" (the connection closes with no answer, after the message is stored
   or not: `"drop_after_store"`).
@@ -104,6 +105,7 @@ class DiscordWebhook:
     drop_without_wait: bool = False  # without ?wait=true, answer 204 and store nothing
     script: list = field(default_factory=list)  # answers for the next requests, then normal
     storm: Callable[[int], Any] | None = None  # request number -> a scripted answer or None
+    refuse: Callable[[dict], bool] | None = None  # a payload it refuses (400 50035) whatever its size
     received: list[dict] = field(default_factory=list)
     requests: list[Request] = field(default_factory=list)
     _window_start: float | None = None
@@ -122,7 +124,7 @@ class DiscordWebhook:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
         self.thread.start()
         return self
 
@@ -219,6 +221,8 @@ class DiscordWebhook:
             return send(400, {"message": "Invalid Form Body", "code": 50035,
                               "errors": _nest([_err("content", "Scripted refusal.")])}, rate)
         errors = limit_errors(body)
+        if self.refuse and isinstance(body, dict) and self.refuse(body):
+            errors.append(_err("embeds.0.description", "Contains words not allowed here.", "CONTENT_REFUSED"))
         if isinstance(body, dict) and not body.get("content") and not body.get("embeds"):
             return send(400, {"message": "Cannot send an empty message", "code": 50006}, rate)
         if errors:
@@ -241,3 +245,16 @@ class DiscordWebhook:
 
     def embeds(self) -> list[dict]:
         return [e for m in self.received for e in m["embeds"]]
+
+
+import pytest  # noqa: E402  (the fixture below is imported by the tests that use it)
+
+
+@pytest.fixture
+def discord_api():
+    """A running DiscordWebhook; set `.clock` to a FakeClock's monotonic for its bucket."""
+    webhook = DiscordWebhook().start()
+    try:
+        yield webhook
+    finally:
+        webhook.stop()
