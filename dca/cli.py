@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from dca import clock_guard
+from dca import clock_guard, logs
 from dca.bootstrap import Services, build
 from dca.domain import ParsedPlan, format_money
 from dca.errors import DcaError
@@ -258,6 +258,7 @@ def cmd_status(args, services: Services) -> int:
         "sources": dict(settings.sources),
         "last_run": services.ledger.last_run(),
         "pending_deliveries": {k: len(services.ledger.undelivered(k)) for k in ("log", "notify")},
+        "notifications": _notification_health(services),
     }
     code = EXIT_OK
     try:
@@ -288,6 +289,13 @@ def cmd_status(args, services: Services) -> int:
         waiting = payload["pending_deliveries"]
         if any(waiting.values()):
             lines.append(f"Waiting:   {waiting['log']} Log writes, {waiting['notify']} notifications")
+        health = payload["notifications"]
+        for problem in health["problems"]:
+            lines.append(f"NOTIFIER PROBLEM since {problem['since']}: {problem['body']}")
+        if health["dead_letters"]:
+            lines.append(f"Dead letters: {health['dead_letters']} notification(s) given up, latest "
+                         f"{health['latest_dead_letter']['given_up_at']}: {health['latest_dead_letter']['last_error']}; "
+                         "once fixed, `dca notify-test --resend-dead-letters` sends them again")
         if payload["done_today"]:
             lines.append("Done today:")
             lines.append(table([{**i.as_dict(), "state": i.label} for i in done_today], columns))
@@ -298,6 +306,65 @@ def cmd_status(args, services: Services) -> int:
 
     emit(args, payload, human)
     return code
+
+
+def _notification_health(services: Services) -> dict:
+    """Dead letters and problems with the notifier itself, for `dca status`."""
+    try:
+        dead = services.ledger.given_up("notify")
+        problems = list(services.ledger.notify_problems().values())
+    except sqlite3.Error:  # a read-only ledger of an older version has no such tables
+        dead, problems = [], []
+    latest = dead[-1] if dead else None
+    return {"dead_letters": len(dead), "latest_dead_letter": latest, "problems": problems}
+
+
+def cmd_notify_test(args, services: Services) -> int:
+    """Send a test message through the configured notifier and say whether it arrived."""
+    from dca.clock import SystemClock
+    from dca.delivery import account_label, deliver_notifications
+    from dca.errors import NotifyError
+    from dca.ports import Notification
+
+    notifier, account = services.notifier, account_label(services.broker)
+    now = datetime.now(NEW_YORK)
+    test = Notification("test", f"Test message from dca, {now:%Y-%m-%d %H:%M %Z}: notifications about the {account} "
+                        "account arrive here.", account)
+    error = None
+    for _ in range(2):  # once more after a rate limit, if it asks for a short wait
+        try:
+            notifier.send([test])
+            error = None
+            break
+        except NotifyError as e:
+            error = e
+            if e.retry_after is None or e.retry_after > 5:
+                break
+            SystemClock().sleep(e.retry_after)
+        except Exception as e:  # a file notifier's OSError, say: the message did not arrive
+            error = e
+            break
+    payload: dict[str, Any] = {"notifier": notifier.description, "account": account, "arrived": error is None,
+                               "error": None if error is None else str(error)}
+    if error is None and not services.ledger.read_only:
+        # It works (again): deliveries resume, and dead letters are sent again if asked.
+        services.ledger.set_notify_problem(f"gone:{getattr(notifier, 'identity', notifier.description)}", None)
+        if args.resend_dead_letters:
+            payload["requeued"] = services.ledger.requeue_given_up("notify")
+            payload["delivery"] = deliver_notifications(services.ledger, notifier, account)
+
+    def human():
+        if error is not None:
+            return (f"The test message did NOT arrive at {notifier.description}: {error}")
+        text = f"The test message arrived at {notifier.description} ({account})."
+        if "requeued" in payload:
+            d = payload["delivery"]
+            text += (f"\n{payload['requeued']} dead letter(s) queued again: {d['delivered']} delivered, "
+                     f"{d['waiting']} waiting" + (f" ({d['error']})" if d.get("error") else ""))
+        return text
+
+    emit(args, payload, human)
+    return EXIT_OK if error is None else EXIT_FAILED
 
 
 def cmd_confirm_row(args, services: Services) -> int:
@@ -343,18 +410,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("row_id", help="the row's ID, as the hold's message gives it")
     p.set_defaults(func=cmd_confirm_row)
     sub.add_parser("status", parents=[common], help="configuration in effect, last run, next executions").set_defaults(func=cmd_status)
+    p = sub.add_parser("notify-test", parents=[common], help="send a test notification and say whether it arrived")
+    p.add_argument("--resend-dead-letters", action="store_true",
+                   help="when it arrives, send the notifications given up earlier again")
+    p.set_defaults(func=cmd_notify_test)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logs.setup_console(args.verbose)  # redacted, like every log line
     try:
         settings = load_settings(args.config, overrides={
             "plan_path": args.plan and Path(args.plan), "db_path": args.db and Path(args.db)})
-        services = build(settings)
+        logs.register_settings(settings)
+        services = build(settings)  # makes (or refuses) the data folder first
+        logs.setup_file(settings.log_file, settings.log_level)
         return args.func(args, services)
     except DcaError as error:
         print(f"dca: error: {error}", file=sys.stderr)

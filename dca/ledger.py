@@ -560,6 +560,12 @@ class Ledger:
                               "WHERE kind=? AND given_up_at IS NOT NULL ORDER BY id", (kind,)).fetchall()
         return [dict(r) for r in rows]
 
+    def requeue_given_up(self, kind: str) -> int:
+        """Dead letters back in the queue (after the cause was fixed); how many."""
+        with self._write() as db:
+            return db.execute("UPDATE outbox SET given_up_at=NULL, attempts=0 WHERE kind=? AND given_up_at IS NOT NULL"
+                              " AND delivered_at IS NULL", (kind,)).rowcount
+
     def set_notify_problem(self, key: str, body: str | None) -> None:
         """A problem with the notifier itself (its webhook refused): None clears it."""
         with self._write() as db:

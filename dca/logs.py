@@ -162,14 +162,30 @@ BACKUPS = 5
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
+class _Stderr(logging.StreamHandler):
+    """Writes to whatever sys.stderr is now (a test's capture, a redirected stream)."""
+
+    def __init__(self):
+        super().__init__()
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
 def setup_console(verbose: bool = False, stream=None) -> None:
     """Console output for the CLI: warnings (everything from INFO with -v) to stderr."""
     install_record_factory()
     root = logging.getLogger()
-    for handler in list(root.handlers):
-        if getattr(handler, "_dca", None) == "console":
+    for handler in list(root.handlers):  # a fresh start: also no file of an earlier setup
+        if getattr(handler, "_dca", False):
             root.removeHandler(handler)
-    handler = logging.StreamHandler(stream or sys.stderr)
+            handler.close()
+    handler = logging.StreamHandler(stream) if stream else _Stderr()
     handler._dca = "console"
     handler.setLevel(logging.INFO if verbose else logging.WARNING)
     handler.setFormatter(logging.Formatter(CONSOLE_FORMAT))
@@ -189,11 +205,21 @@ def setup_file(path: Path, level: str = "INFO", max_bytes: int = MAX_BYTES, back
             root.removeHandler(handler)
             handler.close()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        from dca.sqlite_conn import is_writable
+
+        if not path.parent.is_dir():
+            # Only inside a folder that exists and may be written (permission bits are
+            # checked, as root would write anywhere): a read-only data folder stays as it is.
+            if not path.parent.parent.is_dir() or not is_writable(path.parent.parent):
+                raise OSError(0, "its folder cannot be created")
+            path.parent.mkdir(exist_ok=True)
+        if (not is_writable(path.parent) or not is_writable(path.parent.parent)
+                or (path.exists() and not is_writable(path))):
+            raise OSError(0, "it or its folder is read-only")
         handler = logging.handlers.RotatingFileHandler(path, maxBytes=max_bytes, backupCount=backups,
                                                        encoding="utf-8", delay=False)
     except OSError as e:
-        logging.getLogger(__name__).warning("no log file: %s cannot be written (%s)", path,
+        logging.getLogger(__name__).info("no log file: %s cannot be written (%s)", path,
                                             (e.strerror or str(e)).lower())
         return None
     handler._dca = "file"

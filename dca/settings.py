@@ -53,6 +53,13 @@ class Settings:
     sim_faults: Mapping[str, str] = field(default_factory=dict)
     notify_file: Path | None = None
     lock_timeout_seconds: float = 900.0
+    # Notifications (dca/notify/) and logs (dca/logs.py).
+    discord_webhook_url: str | None = field(default=None, repr=False, metadata={"secret": True})
+    notify_preset: str = "default"
+    notify_rules: Mapping[str, str] = field(default_factory=dict)
+    notify_mention: str = ""
+    log_level: str = "INFO"
+    log_file: Path | None = None
     config_file: Path | None = None
     # Which settings came from where, for `dca status`.
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
@@ -177,6 +184,37 @@ def _bounded(v: Any, most: float, unit: str) -> float:
     return n
 
 
+def _webhook_url(v: Any) -> str:
+    from dca.notify.discord import check_webhook_url
+
+    return check_webhook_url(v)
+
+
+def _notify_preset(v: Any) -> str:
+    from dca.notify.rules import parse_preset
+
+    return parse_preset(v)
+
+
+def _notify_rules(v: Any) -> dict[str, str]:
+    from dca.notify.rules import parse_rules
+
+    return parse_rules(v)
+
+
+def _notify_mention(v: Any) -> str:
+    from dca.notify.rules import parse_mention
+
+    return parse_mention(v)
+
+
+def _log_level(v: Any) -> str:
+    level = str(v).strip().upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ValueError(f"'{v}' is not a log level (choose from: DEBUG, INFO, WARNING, ERROR)")
+    return level
+
+
 _KEYS: dict[str, tuple[str, str, Callable[[Any], Any]]] = {
     "home": ("data.home", "DCA_HOME", _path),
     "plan_path": ("plan.path", "DCA_PLAN", _path),
@@ -194,6 +232,13 @@ _KEYS: dict[str, tuple[str, str, Callable[[Any], Any]]] = {
     "sim_faults": ("broker.faults", "DCA_SIM_FAULTS", _faults),
     "notify_file": ("notify.file", "DCA_NOTIFY_FILE", _path),
     "lock_timeout_seconds": ("ledger.lock_timeout_seconds", "DCA_LOCK_TIMEOUT", _seconds),
+    # Notifications and logs. The webhook URL is a secret: dca.toml refuses it (see _read_toml).
+    "discord_webhook_url": ("notify.discord_webhook_url", "DCA_DISCORD_WEBHOOK_URL", _webhook_url),
+    "notify_preset": ("notify.preset", "DCA_NOTIFY_PRESET", _notify_preset),
+    "notify_rules": ("notify.rules", "DCA_NOTIFY_RULES", _notify_rules),
+    "notify_mention": ("notify.mention", "DCA_NOTIFY_MENTION", _notify_mention),
+    "log_level": ("logs.level", "DCA_LOG_LEVEL", _log_level),
+    "log_file": ("logs.file", "DCA_LOG_FILE", _path),
 }
 _SECRET_KEYS = re.compile(r"(?i)(secret|token|password|webhook|private|key)")
 
@@ -282,6 +327,7 @@ def load_settings(
     values.setdefault("db_path", home / "ledger.sqlite3")
     values.setdefault("sim_book_path", home / "simulated-broker.sqlite3")
     values.setdefault("notify_file", home / "notifications.log")
+    values.setdefault("log_file", home / "logs" / "dca.log")
     values["config_file"] = Path(config_path) if config_path else None
     if values.get("sim_faults") and values.get("broker", "simulated") != "simulated":
         raise ConfigError("broker.faults only applies to the simulated broker; remove it")
