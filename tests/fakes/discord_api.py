@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
@@ -98,7 +99,7 @@ class Request:
 class DiscordWebhook:
     """Start with `start()` (or use the `discord_api` fixture); `url` is the webhook URL."""
 
-    clock: Callable[[], float] = lambda: 0.0  # the bucket's time (a FakeClock's monotonic)
+    clock: Callable[[], float] = time.monotonic  # the bucket's time (a test gives a FakeClock's)
     limit: int = 5  # requests per window, like a webhook's bucket
     window: float = 2.0
     known: bool = True  # False: the webhook was deleted (404 10015)
