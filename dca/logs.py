@@ -41,6 +41,8 @@ _PATTERNS: list[tuple[re.Pattern, str]] = [
     (re.compile(r"(?i)([\"']?\b[\w-]*(?:password|passwd|secret|token|api[_-]?key|private[_-]?key|"
                 r"client[_-]?secret|credential)[\w-]*[\"']?\s*[:=]\s*)(\"[^\"]*\"|'[^']*'|[^\s&,;}\"']+)"),
      r"\1" + MASK),
+    # A bare `key=` in a URL query (Google API keys travel so).
+    (re.compile(r"(?i)([?&;]key=)[^\s&#\"']+"), r"\1" + MASK),
 ]
 
 

@@ -230,3 +230,13 @@ def test_a_dropped_answer_is_sent_again_a_duplicate_rather_than_a_loss(discord_a
     while ledger.undelivered("notify"):
         deliver_notifications(ledger, DiscordNotifier(discord_api.url), clock=clock)
     assert sent_refs(discord_api).count("dca-once") == 2  # Discord has no idempotency key
+
+
+def test_big_embeds_are_split_into_messages_of_at_most_6000_characters(discord_api, clock, ledger):
+    queue(ledger, [success(ref=f"dca-r{i}", message="m" * 1500) for i in range(10)])
+    result = deliver_notifications(ledger, DiscordNotifier(discord_api.url), clock=clock)
+    assert result == {"delivered": 10, "waiting": 0}
+    sizes = [sum(embed_size(e) for e in m["embeds"]) for m in discord_api.received]
+    assert [len(m["embeds"]) for m in discord_api.received] == [3, 3, 3, 1] and all(size <= 6000 for size in sizes)
+    assert len(discord_api.requests) == 4  # none refused: they were cut to fit before sending
+    assert sent_refs(discord_api) == [f"dca-r{i}" for i in range(10)]
