@@ -2,7 +2,7 @@
 
 Kinds: success (filled or placed), failure (the broker said no, or an error), skipped,
 missed, summary (one per run that recorded anything), system (problems: the plan
-unreadable, an order in doubt, a row error, the notifier's own webhook refused, ...).
+unreadable, an order in doubt, a row error, ...).
 
 Defaults: everything, except that per-execution successes are folded into the run's
 summary when the run has more than a handful (5) of them, so a big run sends a summary
