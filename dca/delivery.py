@@ -69,8 +69,9 @@ def deliver_notifications(ledger: Ledger, notifier: Notifier, account: str = "SI
     - the destination gone (401/404, a deleted webhook): that message is a dead letter,
       the problem is recorded for `dca status`, and nothing more is tried on it until its
       configuration changes or `dca notify-test` succeeds; the rest wait, not lost;
-    - temporary (5xx, timeout, anything unexpected): a short back-off within the budget,
-      then the rest wait for the next pass; after MAX_ATTEMPTS it is a dead letter.
+    - temporary (5xx, no connection, anything unexpected): a short back-off within the
+      budget, then the rest wait for the next pass (a timeout waits at once: the message
+      may have arrived); after MAX_ATTEMPTS it is a dead letter.
     A notifier problem never raises from here: orders never depend on it."""
     clock = clock or SystemClock()
     items = ledger.undelivered("notify")
@@ -131,7 +132,9 @@ def deliver_notifications(ledger: Ledger, notifier: Notifier, account: str = "SI
                 singles = max(0, singles - 1)
                 continue
             failures += 1
-            if failures <= len(BACKOFF) and clock.monotonic() + BACKOFF[failures - 1] <= deadline:
+            if e.may_have_arrived:
+                pass  # a timeout: not again at once (it may have arrived), and it cost its wait already
+            elif failures <= len(BACKOFF) and clock.monotonic() + BACKOFF[failures - 1] <= deadline:
                 clock.sleep(BACKOFF[failures - 1])  # a short hiccup of the service: once more
                 continue
         except Exception as e:  # the notifier broke in a way it did not foresee: temporary

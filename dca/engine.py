@@ -333,9 +333,10 @@ class _Run:
         return self._store(self._new_execution(row, day, status, message, **fields))
 
     def _store(self, execution: Execution) -> Execution | None:
-        stored = self.e.ledger.insert(execution, log_line(execution, self.now))
+        line = log_line(execution, self.now)
+        stored = self.e.ledger.insert(execution, line)
         if stored is not None:
-            logger.info("outcome %s", log_line(execution, self.now),
+            logger.info("outcome %s", line,
                         extra={"execution": logs.execution_key(execution.row_id, execution.scheduled_date)})
             self.report.executions.append(stored)
         return stored
@@ -633,9 +634,9 @@ class _Run:
             changes["carry_out"] = execution.carry_in  # nothing bought: the carry stays
             changes["added"] = ZERO
         final = execution.evolve(**changes)
-        stored = self.e.ledger.update(final, log_line(final, self.now))
-        logger.info("outcome %s", log_line(final, self.now),
-                    extra={"execution": logs.execution_key(final.row_id, final.scheduled_date)})
+        line = log_line(final, self.now)
+        stored = self.e.ledger.update(final, line)
+        logger.info("outcome %s", line, extra={"execution": logs.execution_key(final.row_id, final.scheduled_date)})
         self._account(execution, stored)
         self.e._checkpoint("outcome_recorded", stored)
         return stored

@@ -53,8 +53,10 @@ class NotifyError(DcaError):
     The message never contains a secret (webhook URLs are redacted)."""
 
     def __init__(self, message: str, *, status: int | None = None, code: int | None = None,
-                 retry_after: float | None = None, permanent: bool = False, gone: bool = False):
+                 retry_after: float | None = None, permanent: bool = False, gone: bool = False,
+                 may_have_arrived: bool = False):
         super().__init__(message)
+        self.may_have_arrived = may_have_arrived  # a timeout: sending again at once may duplicate
         self.status = status
         self.code = code
         self.retry_after = retry_after

@@ -253,7 +253,8 @@ class DiscordNotifier:
             response = self.session.post(self.url, params={"wait": "true"}, json=payload, timeout=self.timeout)
         except requests.Timeout:
             raise NotifyError(f"Discord did not answer within {self.timeout[1]:g} s; it may have received the "
-                              "message, which is sent again later (a rare duplicate rather than a loss)") from None
+                              "message, which is sent again later (a rare duplicate rather than a loss)",
+                              may_have_arrived=True) from None
         except requests.RequestException as e:
             # The text of a requests exception names the full URL, token included.
             raise NotifyError(f"could not reach Discord ({type(e).__name__}: {redact(str(e))})") from None

@@ -15,7 +15,7 @@ It behaves as Discord's Execute Webhook does where it matters to us:
 - A payload it refuses whatever its size (`refuse`), to stand for what no truncation fixes.
 - Scripted answers for the next requests (`script`): 429 (with retry_after), 5xx, 404,
   401, 400, "drop" (the connection closes with no answer, after the message is stored
-  or not: `"drop_after_store"`).
+  or not: `"drop_after_store"`), `("slow", seconds)` (stored, answered late).
 
 `received` holds every stored message in order; `requests` every request as it came.
 """
@@ -234,6 +234,12 @@ class DiscordWebhook:
         wait = query.get("wait", "").lower() == "true"
         if not (self.drop_without_wait and not wait):
             self.received.append(message)
+        if kind == "slow":  # stored, but the answer comes after `arg` seconds (a client may give up first)
+            self._lock.release()  # other requests go on meanwhile
+            try:
+                time.sleep(arg)
+            finally:
+                self._lock.acquire()
         if kind == "drop_after_store":
             h.close_connection = True
             h.connection.close()

@@ -240,3 +240,15 @@ def test_big_embeds_are_split_into_messages_of_at_most_6000_characters(discord_a
     assert [len(m["embeds"]) for m in discord_api.received] == [3, 3, 3, 1] and all(size <= 6000 for size in sizes)
     assert len(discord_api.requests) == 4  # none refused: they were cut to fit before sending
     assert sent_refs(discord_api) == [f"dca-r{i}" for i in range(10)]
+
+
+def test_a_timeout_keeps_the_message_for_later_and_says_it_may_have_arrived(discord_api, clock, ledger):
+    discord_api.script = [("slow", 0.3)]
+    queue(ledger, [success(ref="dca-slow")])
+    notifier = DiscordNotifier(discord_api.url, timeout=(1.0, 0.05))
+    result = deliver_notifications(ledger, notifier, clock=clock)
+    assert result["waiting"] == 1 and "did not answer within 0.05 s" in result["error"]
+    assert "sent again later" in result["error"]
+    assert clock.slept == []  # a timeout is not retried within the pass
+    assert deliver_notifications(ledger, notifier, clock=clock)["delivered"] == 1
+    assert sent_refs(discord_api) == ["dca-slow", "dca-slow"]  # stored the first time too: a duplicate, no loss

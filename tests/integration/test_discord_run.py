@@ -96,6 +96,8 @@ def test_a_small_run_sends_each_success_and_a_summary(make_rig, discord_api):
     assert titles[2].startswith("Run summary")
     late = {f["name"]: f["value"] for f in message["embeds"][0]["fields"]}["Late"]
     assert late == "yes"
+    summary = {f["name"]: f["value"] for f in message["embeds"][2]["fields"]}
+    assert summary["Late"] == "2" and summary["Executions"] == "2 filled"
 
 
 def test_a_failure_mentions_the_configured_role_and_says_what_to_do(make_rig, discord_api):
