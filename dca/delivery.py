@@ -23,6 +23,8 @@ def deliver_outbox(ledger: Ledger, plan_source: PlanSource, notifier: Notifier, 
                   clock: Clock | None = None) -> dict:
     """Returns, per kind, how many were delivered and how many still wait (and why).
     `account`: SIMULATED, PAPER or LIVE (see `account_label`)."""
+    if isinstance(account, bool):  # an older caller's `simulated`
+        account = "SIMULATED" if account else "LIVE"
     return {
         "log": deliver_logs(ledger, plan_source),
         "notify": deliver_notifications(ledger, notifier, account, clock=clock),

@@ -25,10 +25,8 @@ those are redacted before they go anywhere.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import re
-from datetime import datetime
 from typing import Any, Mapping, Sequence
 from urllib.parse import urlsplit
 
@@ -316,7 +314,3 @@ def _form_errors(errors: Any, path: str = "") -> list[str]:
         else:
             out += _form_errors(value, f"{path}.{key}" if path else str(key))
     return out
-
-
-def describe_now(at: datetime) -> str:
-    return at.isoformat(timespec="seconds")

@@ -10,9 +10,10 @@ listing what was bought rather than sixty messages. Presets start from nothing b
 system problems (which no preset silences: a person must never learn of a problem from
 a silence) and switch on: "failures only" → failure; "successes only" → success;
 "summary only" → summary; "all" → every kind, successes always one by one.
-Per-kind settings (`success=off,skipped=off`) and per-row ones (`row:r2f0ebbf9b1=off`:
-that row's executions are not notified one by one; the summary still counts them) apply
-on top. A mention (a user `<@123>` or a role `<@&456>`) goes with failures and system
+Per-kind settings (`success=off,skipped=off`) and per-row ones apply on top: with
+`row:r2f0ebbf9b1=off` that row's executions are not notified one by one (the summary
+still counts them); with `row:r2f0ebbf9b1=on` they always are, whatever their kind's
+setting, and never folded. A mention (a user `<@123>` or a role `<@&456>`) goes with failures and system
 problems only, and Discord is told to allow that one mention and no other.
 """
 
@@ -114,11 +115,12 @@ class Rules:
         out: list[Notification | None] = []
         for execution_id, n in items:
             setting = self.setting(n.kind)
-            row = n.details.get("row_id") if n.details else None
-            if setting == "off" or (row and self.overrides.get(f"row:{row}") == "off"):
+            row = n.details.get("row_id") if n.details and n.kind not in ("summary", "system") else None
+            row_rule = self.overrides.get(f"row:{row}") if row else None
+            if row_rule == "off" or (row_rule is None and setting == "off"):
                 out.append(None)
                 continue
-            if n.kind == "success" and setting == "auto" and execution_id in folded:
+            if n.kind == "success" and setting == "auto" and execution_id in folded and row_rule != "on":
                 out.append(None)
                 continue
             if n.kind == "summary":

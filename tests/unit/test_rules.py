@@ -72,6 +72,14 @@ def test_per_kind_and_per_row_rules_apply_on_top():
     assert kinds(rules, items) == ["success", "failure", None, None, "summary", "system", None]
 
 
+def test_a_row_switched_on_is_always_sent_one_by_one():
+    rules = Rules(preset="failures only", overrides={"row:vip": "on"})
+    items = [(1, n("success", row_id="vip")), (2, n("success", row_id="other")), (3, n("skipped", row_id="vip"))]
+    assert kinds(rules, items) == ["success", None, "skipped"]
+    big = [(i, n("success", row_id="vip" if i == 1 else "r")) for i in range(1, 8)] + [(None, summary(list(range(1, 8))))]
+    assert [c is not None for c in Rules(overrides={"row:vip": "on"}).select(big)] == [True] + [False] * 6 + [True]
+
+
 def test_the_mention_goes_with_failures_and_system_problems_only():
     chosen = Rules(mention="<@&123456>").select(EVERY_KIND)
     assert {c.kind: c.mention for c in chosen} == {"success": "", "failure": "<@&123456>", "skipped": "",
