@@ -47,6 +47,7 @@ DELIVERY_BUDGET_SECONDS = 5.0
 # this many attempts; at one attempt per run that is weeks, at a worker's pace hours.
 MAX_ATTEMPTS = 30
 BACKOFF = (0.5, 1.0, 2.0)  # in-pass waits after temporary failures, then the next pass
+MAX_RATE_LIMITED = 20  # 429s honoured in one pass (a service saying "retry after 0" forever)
 _EXECUTION_KINDS = {"filled": "success", "submitted": "success", "failed": "failure", "error": "failure",
                     "skipped": "skipped", "missed": "missed"}
 
@@ -96,7 +97,7 @@ def deliver_notifications(ledger: Ledger, notifier: Notifier, account: str = "SI
         result["not_sent_by_rules"] = len(skipped)
     deadline = clock.monotonic() + budget_seconds
     singles = 0  # after a refused group: send this many from the front one by one
-    failures = 0
+    failures = limited = 0
     error: str | None = None
     while queue:
         if clock.monotonic() > deadline:
@@ -110,7 +111,8 @@ def deliver_notifications(ledger: Ledger, notifier: Notifier, account: str = "SI
         except NotifyError as e:
             error = str(e)
             if e.retry_after is not None:
-                if clock.monotonic() + e.retry_after <= deadline:
+                limited += 1
+                if limited <= MAX_RATE_LIMITED and clock.monotonic() + e.retry_after <= deadline:
                     clock.sleep(e.retry_after)
                     continue
                 logger.info("notifications rate-limited for %.1f s; %d wait for the next pass", e.retry_after,

@@ -252,3 +252,11 @@ def test_a_timeout_keeps_the_message_for_later_and_says_it_may_have_arrived(disc
     assert clock.slept == []  # a timeout is not retried within the pass
     assert deliver_notifications(ledger, notifier, clock=clock)["delivered"] == 1
     assert sent_refs(discord_api) == ["dca-slow", "dca-slow"]  # stored the first time too: a duplicate, no loss
+
+
+def test_endless_429s_with_no_wait_end_the_pass_rather_than_spin(discord_api, clock, ledger):
+    discord_api.storm = lambda n: (429, 0.0)
+    queue(ledger, [success()])
+    result = deliver_notifications(ledger, DiscordNotifier(discord_api.url), clock=clock)
+    assert result["waiting"] == 1 and "rate-limiting" in result["error"]
+    assert len(discord_api.requests) == 21  # 20 honoured, then left for the next pass
