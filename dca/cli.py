@@ -312,7 +312,10 @@ def _notification_health(services: Services) -> dict:
     """Dead letters and problems with the notifier itself, for `dca status`."""
     try:
         dead = services.ledger.given_up("notify")
-        problems = list(services.ledger.notify_problems().values())
+        # Only the notifier in use: a webhook refused before the URL was changed is history.
+        notifier = services.notifier
+        key = f"gone:{getattr(notifier, 'identity', notifier.description)}"
+        problems = [p for k, p in services.ledger.notify_problems().items() if k == key]
     except sqlite3.Error:  # a read-only ledger of an older version has no such tables
         dead, problems = [], []
     latest = dead[-1] if dead else None
@@ -425,8 +428,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(args.config, overrides={
             "plan_path": args.plan and Path(args.plan), "db_path": args.db and Path(args.db)})
         logs.register_settings(settings)
-        services = build(settings)  # makes (or refuses) the data folder first
-        logs.setup_file(settings.log_file, settings.log_level)
+        # The log file from the start when the data folder exists (the settings in effect
+        # are its first line), else once build() has made it; never creating it here.
+        logged = logs.setup_file(settings.log_file, settings.log_level)
+        services = build(settings)
+        if logged is None:
+            logs.setup_file(settings.log_file, settings.log_level)
         return args.func(args, services)
     except DcaError as error:
         print(f"dca: error: {error}", file=sys.stderr)

@@ -83,11 +83,15 @@ def test_refused_notifications_become_dead_letters_shown_by_status_and_resent(ca
     assert json.loads(out)["notifications"]["dead_letters"] == 0
 
 
-def test_a_deleted_webhook_is_a_problem_in_status_until_notify_test_succeeds(capsys, discord_env):
+def test_a_deleted_webhook_is_a_problem_in_status_until_notify_test_succeeds(capsys, discord_env, monkeypatch):
     discord_env.known = False
     dca(capsys, "run", "--now", "2027-03-01T09:00:30")
     code, out, _ = dca(capsys, "status")
     assert "NOTIFIER PROBLEM" in out and "Unknown Webhook" in out
+    monkeypatch.setenv("DCA_DISCORD_WEBHOOK_URL", discord_env.url + "/")  # another webhook
+    code, out, _ = dca(capsys, "status")
+    assert "NOTIFIER PROBLEM" not in out  # the refused one is no longer in use
+    monkeypatch.setenv("DCA_DISCORD_WEBHOOK_URL", discord_env.url)
     discord_env.known = True
     assert dca(capsys, "notify-test")[0] == 0
     code, out, _ = dca(capsys, "status")
