@@ -319,13 +319,13 @@ def create_app(services: Services, token: str, *, now: Callable[[], datetime] | 
               tags=["recurring"])
     def test_notification() -> dict:
         """Send a test notification through the configured notifier."""
-        mode = queries.broker_mode(s.broker)
-        try:
-            s.notifier.send(f"Test notification from dca ({mode} broker): notifications reach you.")
-        except Exception as error:
+        from dca.delivery import account_label, send_test_notification
+
+        error = send_test_notification(s.notifier, account_label(s.broker), clock())
+        if error is not None:
             logger.warning("test notification failed: %s", error)
             raise HTTPException(502, f"the notifier ({type(error).__name__}) did not deliver it; "
-                                     "the server's log has the details") from None
+                                     "the server's log has the details")
         return {"sent": True, "notifier": s.notifier.description}
 
     @app.get("/recurring/history", response_model=HistoryOut, dependencies=guarded, tags=["recurring"])

@@ -134,9 +134,18 @@ def build_broker(settings: Settings) -> Broker:
 
 
 def build_notifier(settings: Settings) -> Notifier:
+    """Discord when a webhook URL is set, else the local notification file; both with the
+    notification rules of the settings."""
+    from dca.notify.rules import Rules
+
+    rules = Rules.from_settings(settings)
+    if settings.discord_webhook_url:
+        from dca.notify.discord import DiscordNotifier
+
+        return DiscordNotifier(settings.discord_webhook_url, rules)
     from dca.notify.log_notifier import FileNotifier
 
-    return FileNotifier(settings.notify_file)
+    return FileNotifier(settings.notify_file, rules)
 
 
 def run_options(settings: Settings) -> RunOptions:
@@ -150,6 +159,9 @@ def run_options(settings: Settings) -> RunOptions:
 
 
 def build(settings: Settings, checkpoint: Checkpoint | None = None) -> Services:
+    from dca import logs
+
+    logs.register_settings(settings)  # before anything could log a secret value
     prepare_folders(settings)
     plan_source = build_plan_source(settings)
     broker = build_broker(settings)

@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from dca import clock_guard
+from dca import clock_guard, logs
 from dca.bootstrap import Services, build
 from dca.domain import ParsedPlan, format_money
 from dca.errors import DcaError
@@ -261,6 +261,7 @@ def cmd_status(args, services: Services) -> int:
         "sources": dict(settings.sources),
         "last_run": services.ledger.last_run(),
         "pending_deliveries": {k: len(services.ledger.undelivered(k)) for k in ("log", "notify")},
+        "notifications": _notification_health(services),
     }
     code = EXIT_OK
     try:
@@ -291,6 +292,13 @@ def cmd_status(args, services: Services) -> int:
         waiting = payload["pending_deliveries"]
         if any(waiting.values()):
             lines.append(f"Waiting:   {waiting['log']} Log writes, {waiting['notify']} notifications")
+        health = payload["notifications"]
+        for problem in health["problems"]:
+            lines.append(f"NOTIFIER PROBLEM since {problem['since']}: {problem['body']}")
+        if health["dead_letters"]:
+            lines.append(f"Dead letters: {health['dead_letters']} notification(s) given up, latest "
+                         f"{health['latest_dead_letter']['given_up_at']}: {health['latest_dead_letter']['last_error']}; "
+                         "once fixed, `dca notify-test --resend-dead-letters` sends them again")
         if payload["done_today"]:
             lines.append("Done today:")
             lines.append(table([{**i.as_dict(), "state": i.label} for i in done_today], columns))
@@ -301,6 +309,49 @@ def cmd_status(args, services: Services) -> int:
 
     emit(args, payload, human)
     return code
+
+
+def _notification_health(services: Services) -> dict:
+    """Dead letters and problems with the notifier itself, for `dca status`."""
+    try:
+        dead = services.ledger.given_up("notify")
+        # Only the notifier in use: a webhook refused before the URL was changed is history.
+        notifier = services.notifier
+        key = f"gone:{getattr(notifier, 'identity', notifier.description)}"
+        problems = [p for k, p in services.ledger.notify_problems().items() if k == key]
+    except sqlite3.Error:  # a read-only ledger of an older version has no such tables
+        dead, problems = [], []
+    latest = dead[-1] if dead else None
+    return {"dead_letters": len(dead), "latest_dead_letter": latest, "problems": problems}
+
+
+def cmd_notify_test(args, services: Services) -> int:
+    """Send a test message through the configured notifier and say whether it arrived."""
+    from dca.delivery import account_label, deliver_notifications, send_test_notification
+
+    notifier, account = services.notifier, account_label(services.broker)
+    error = send_test_notification(notifier, account, datetime.now(NEW_YORK))
+    payload: dict[str, Any] = {"notifier": notifier.description, "account": account, "arrived": error is None,
+                               "error": None if error is None else str(error)}
+    if error is None and not services.ledger.read_only:
+        # It works (again): deliveries resume, and dead letters are sent again if asked.
+        services.ledger.set_notify_problem(f"gone:{getattr(notifier, 'identity', notifier.description)}", None)
+        if args.resend_dead_letters:
+            payload["requeued"] = services.ledger.requeue_given_up("notify")
+            payload["delivery"] = deliver_notifications(services.ledger, notifier, account)
+
+    def human():
+        if error is not None:
+            return (f"The test message did NOT arrive at {notifier.description}: {error}")
+        text = f"The test message arrived at {notifier.description} ({account})."
+        if "requeued" in payload:
+            d = payload["delivery"]
+            text += (f"\n{payload['requeued']} dead letter(s) queued again: {d['delivered']} delivered, "
+                     f"{d['waiting']} waiting" + (f" ({d['error']})" if d.get("error") else ""))
+        return text
+
+    emit(args, payload, human)
+    return EXIT_OK if error is None else EXIT_FAILED
 
 
 def cmd_confirm_row(args, services: Services) -> int:
@@ -388,19 +439,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     p.set_defaults(func=cmd_api)
+    p = sub.add_parser("notify-test", parents=[common], help="send a test notification and say whether it arrived")
+    p.add_argument("--resend-dead-letters", action="store_true",
+                   help="when it arrives, send the notifications given up earlier again")
+    p.set_defaults(func=cmd_notify_test)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logs.setup_console(args.verbose)  # redacted, like every log line
     try:
         settings = load_settings(args.config, overrides={
             "plan_path": args.plan, "db_path": args.db and Path(args.db),  # --plan may be a sheet's address
             "broker": args.broker})
+        logs.register_settings(settings)
+        # The log file from the start when the data folder exists (the settings in effect
+        # are its first line), else once build() has made it; never creating it here.
+        logged = logs.setup_file(settings.log_file, settings.log_level)
         services = build(settings)
+        if logged is None:
+            logs.setup_file(settings.log_file, settings.log_level)
         return args.func(args, services)
     except DcaError as error:
         print(f"dca: error: {error}", file=sys.stderr)

@@ -17,7 +17,8 @@ from decimal import Decimal
 from typing import Callable, Mapping
 
 from dca.clock import SystemClock
-from dca.delivery import deliver_outbox
+from dca import logs
+from dca.delivery import account_label, deliver_outbox
 from dca.domain import (
     CENT,
     Outcome,
@@ -207,17 +208,43 @@ class _Run:
             raise
         self.plan = plan
         run_id = self.e.ledger.start_run(self.now)
-        self.spent_today = self.e.ledger.committed_on(self.today, self.e.options.price_margin)
-        self._check_broker()
-        self._reconcile({r.row_id: r for r in plan.rows})
-        self._watch_for_copies(plan)
-        histories = self.e.ledger.row_histories(plan.rows, self.today, observe=True)
-        due = self._decide(plan.active_rows, histories)
-        self._buy_all(due)
-        self._report_problems(plan)
-        self.report.delivery = deliver_outbox(self.e.ledger, self.e.plan_source, self.e.notifier, self.e.broker.simulated)
-        self.e.ledger.finish_run(run_id, self.report.summary())
+        with logs.context(run=run_id):
+            logger.info("run %s as of %s with the %s", run_id, self.now.isoformat(), self.e.broker.name)
+            self.spent_today = self.e.ledger.committed_on(self.today, self.e.options.price_margin)
+            self._check_broker()
+            self._reconcile({r.row_id: r for r in plan.rows})
+            self._watch_for_copies(plan)
+            histories = self.e.ledger.row_histories(plan.rows, self.today, observe=True)
+            due = self._decide(plan.active_rows, histories)
+            self._buy_all(due)
+            self._report_problems(plan)
+            self._queue_summary()
+            self.report.delivery = deliver_outbox(self.e.ledger, self.e.plan_source, self.e.notifier,
+                                                  account_label(self.e.broker), self.e.clock)
+            self.e.ledger.finish_run(run_id, self.report.summary())
+            logger.info("run %s done: %s", run_id, self.report.summary())
         return self.report
+
+    def _queue_summary(self) -> None:
+        """One summary per run that recorded anything: counts, total, missed, late, next run."""
+        executions = self.report.executions
+        if not executions:
+            return
+        summary = self.report.summary()
+        successes = [e for e in executions if e.status in (Outcome.FILLED, Outcome.SUBMITTED)]
+        missed = sum(e.status is Outcome.MISSED for e in executions)
+        late = sum(bool(e.late) for e in executions)
+        sessions = self.e.schedule.calendar.sessions(self.today, self.today + timedelta(days=14))
+        upcoming = [scheduled_at(d, self.e.schedule.run_time) for d in sessions]
+        next_run = next((t for t in upcoming if t > self.now), None)
+        data = {**summary, "as_of": self.now.astimezone(NEW_YORK).isoformat(), "missed": missed, "late": late,
+                "next_run": None if next_run is None else f"{next_run:%Y-%m-%d %H:%M} ET",
+                "deferred": len(self.report.deferred), "successes": [e.id for e in successes],
+                "success_lines": [_bought(e) for e in successes], "simulated": self.e.broker.simulated}
+        counts = ", ".join(f"{v} {k}" for k, v in summary["counts"].items())
+        text = (f"Run summary {self.now.astimezone(NEW_YORK):%Y-%m-%d %H:%M} ET: {counts}; total "
+                f"${summary['total_spent']}; {missed} missed, {late} late; next run {data['next_run'] or 'unknown'}")
+        self.e.ledger.enqueue_notification("summary", text, data)
 
     def _guarded(self, row: PlanRow, day: date | None, step: Callable[[], None]) -> None:
         try:
@@ -268,7 +295,8 @@ class _Run:
         notices.open("plan", f"The plan could not be read, so nothing new was bought: {error}")
         self._notice_doubts(notices)
         notices.settle()
-        deliver_outbox(self.e.ledger, self.e.plan_source, self.e.notifier, self.e.broker.simulated)
+        deliver_outbox(self.e.ledger, self.e.plan_source, self.e.notifier, account_label(self.e.broker),
+                       self.e.clock)
 
     def _watch_for_copies(self, plan: ParsedPlan) -> None:
         """Prepare the guard against re-identified rows: the IDs the plan holds now."""
@@ -344,8 +372,11 @@ class _Run:
         return self._store(self._new_execution(row, day, status, message, **fields))
 
     def _store(self, execution: Execution) -> Execution | None:
-        stored = self.e.ledger.insert(execution, log_line(execution, self.now))
+        line = log_line(execution, self.now)
+        stored = self.e.ledger.insert(execution, line)
         if stored is not None:
+            logger.info("outcome %s", line,
+                        extra={"execution": logs.execution_key(execution.row_id, execution.scheduled_date)})
             self.report.executions.append(stored)
         return stored
 
@@ -486,6 +517,8 @@ class _Run:
         if stored is None:
             return  # recorded by someone else meanwhile: theirs is the one
         self._account(None, stored)
+        logger.info("intent %s %s %s for %s", stored.order_ref, stored.quantity, stored.symbol, stored.cost,
+                    extra={"execution": logs.execution_key(stored.row_id, stored.scheduled_date)})
         self.e._checkpoint("intent_recorded", stored)
         self.report.executions.append(self._submit(stored))
 
@@ -678,7 +711,9 @@ class _Run:
             changes["carry_out"] = execution.carry_in  # nothing bought: the carry stays
             changes["added"] = ZERO
         final = execution.evolve(**changes)
-        stored = self.e.ledger.update(final, log_line(final, self.now))
+        line = log_line(final, self.now)
+        stored = self.e.ledger.update(final, line)
+        logger.info("outcome %s", line, extra={"execution": logs.execution_key(final.row_id, final.scheduled_date)})
         self._account(execution, stored)
         self.e._checkpoint("outcome_recorded", stored)
         return stored
@@ -729,6 +764,16 @@ _NO_ANSWER = OrderLookup(Found.UNKNOWN, reason="the broker gave no answer for it
 # Set on an intent once the broker has shown it holds the order (it refused the id as a
 # duplicate): a list that does not show it is then lag, never proof of absence.
 ACKNOWLEDGED = "acknowledged"
+
+
+def _bought(e: Execution) -> str:
+    """A success as one line of the run summary, e.g. '2 VTI @ $390.26 = $780.52 (late)'."""
+    line = f"{format_quantity(e.quantity or ZERO)} {e.symbol}"
+    if e.price is not None:
+        line += f" @ {format_money(e.price)}"
+    if e.cost is not None:
+        line += f" = {format_money(e.cost)}"
+    return line + (" (working)" if e.status is Outcome.SUBMITTED else "") + (" (late)" if e.late else "")
 
 
 def _acknowledged(execution: Execution) -> bool:
@@ -827,7 +872,7 @@ class _OneOff(_Run):
             self._guarded(row, self.today, lambda: self._buy(row, self.today, quotes[symbol]))
         if not self.report.dry_run:
             self.report.delivery = deliver_outbox(self.e.ledger, self.e.plan_source, self.e.notifier,
-                                                  self.e.broker.simulated)
+                                                  account_label(self.e.broker), self.e.clock)
         return self.report
 
     def _new_execution(self, row: PlanRow, day: date, status: Outcome, message: str, **fields) -> Execution:

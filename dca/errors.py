@@ -8,6 +8,7 @@
         ├── OrderRejected      the broker received the order and said no
         ├── DuplicateOrderRef  the client order id is already registered: it HAS the order
         └── OrderInDoubt       the broker may or may not have the order
+    NotifyError              a notification was not delivered (never affects an order)
 """
 
 
@@ -42,3 +43,22 @@ class DuplicateOrderRef(BrokerError):
 
 class OrderInDoubt(BrokerError):
     """The broker may have received the order (timeout, dropped connection)."""
+
+
+class NotifyError(DcaError):
+    """A notification was not delivered. What to do is in its attributes:
+    `retry_after` (rate-limited: send again after that many seconds), `permanent` (this
+    message will never be accepted as it is), `gone` (the destination refuses everything:
+    a deleted webhook or a bad token). None of them set: temporary, try again later.
+    The message never contains a secret (webhook URLs are redacted)."""
+
+    def __init__(self, message: str, *, status: int | None = None, code: int | None = None,
+                 retry_after: float | None = None, permanent: bool = False, gone: bool = False,
+                 may_have_arrived: bool = False):
+        super().__init__(message)
+        self.may_have_arrived = may_have_arrived  # a timeout: sending again at once may duplicate
+        self.status = status
+        self.code = code
+        self.retry_after = retry_after
+        self.permanent = permanent
+        self.gone = gone

@@ -97,6 +97,16 @@ CREATE TABLE IF NOT EXISTS source_memory (
     updated_at TEXT NOT NULL,
     PRIMARY KEY (source, key)
 );
+CREATE TABLE IF NOT EXISTS notify_details (
+    outbox_id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS notify_problems (
+    key TEXT PRIMARY KEY,
+    body TEXT NOT NULL,
+    since TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY,
     started_at TEXT NOT NULL,
@@ -392,8 +402,12 @@ class Ledger:
             return
         now = _utcnow()
         for kind in ("log", "notify"):
-            db.execute("INSERT INTO outbox(kind,row_id,body,created_at,execution_id) VALUES (?,?,?,?,?)",
-                       (kind, execution.row_id, line, now, execution.id))
+            cursor = db.execute("INSERT INTO outbox(kind,row_id,body,created_at,execution_id) VALUES (?,?,?,?,?)",
+                                (kind, execution.row_id, line, now, execution.id))
+        # The execution as it was when this was said, for the notifier's embed (a later
+        # outcome of the same execution must not rewrite an earlier message).
+        db.execute("INSERT INTO notify_details VALUES (?,?,?)",
+                   (cursor.lastrowid, "execution", json.dumps(execution.as_dict(), default=str)))
 
     def get(self, row_id: str, scheduled_date: date) -> Execution | None:
         with self._connect() as db:
@@ -529,6 +543,62 @@ class Ledger:
         except sqlite3.OperationalError:  # a read-only ledger from before the table existed
             return None
         return None if r is None else (r["value"], r["updated_at"])
+
+    # -- notifications: details, dead letters, problems with the notifier (dca/delivery.py)
+
+    def enqueue_notification(self, kind: str, body: str, data: dict) -> None:
+        """Queue a notification with the fields a notifier shows (e.g. the run summary)."""
+        with self._write() as db:
+            cursor = db.execute("INSERT INTO outbox(kind,row_id,body,created_at) VALUES ('notify',NULL,?,?)",
+                                (body, _utcnow()))
+            db.execute("INSERT INTO notify_details VALUES (?,?,?)",
+                       (cursor.lastrowid, kind, json.dumps(data, default=str)))
+
+    def notify_details(self, ids: Iterable[int]) -> dict[int, tuple[str, dict]]:
+        ids = list(ids)
+        out: dict[int, tuple[str, dict]] = {}
+        with self._connect() as db:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                for r in db.execute(f"SELECT * FROM notify_details WHERE outbox_id IN ({','.join('?' * len(chunk))})",
+                                    chunk):
+                    out[r["outbox_id"]] = (r["kind"], json.loads(r["data"]))
+        return out
+
+    def give_up(self, ids: Iterable[int], error: str) -> None:
+        """Dead letters: never tried again, shown by `dca status` with the reason."""
+        now = _utcnow()
+        with self._write() as db:
+            db.executemany("UPDATE outbox SET attempts=attempts+1, last_error=?, given_up_at=? WHERE id=?",
+                           [(error[:500], now, i) for i in ids])
+
+    def given_up(self, kind: str) -> list[dict]:
+        with self._connect() as db:
+            rows = db.execute("SELECT id, body, attempts, last_error, given_up_at FROM outbox "
+                              "WHERE kind=? AND given_up_at IS NOT NULL ORDER BY id", (kind,)).fetchall()
+        return [dict(r) for r in rows]
+
+    def requeue_given_up(self, kind: str) -> int:
+        """Dead letters back in the queue (after the cause was fixed); how many."""
+        with self._write() as db:
+            return db.execute("UPDATE outbox SET given_up_at=NULL, attempts=0 WHERE kind=? AND given_up_at IS NOT NULL"
+                              " AND delivered_at IS NULL", (kind,)).rowcount
+
+    def set_notify_problem(self, key: str, body: str | None) -> None:
+        """A problem with the notifier itself (its webhook refused): None clears it."""
+        with self._write() as db:
+            if body is None:
+                db.execute("DELETE FROM notify_problems WHERE key=?", (key,))
+            else:
+                db.execute("INSERT OR REPLACE INTO notify_problems VALUES (?,?,?)", (key, body, _utcnow()))
+
+    def notify_problems(self) -> dict[str, dict]:
+        with self._connect() as db:
+            try:
+                rows = db.execute("SELECT * FROM notify_problems").fetchall()
+            except sqlite3.OperationalError:  # a read-only ledger of an older version
+                return {}
+        return {r["key"]: {"body": r["body"], "since": r["since"]} for r in rows}
 
     # -- runs -----------------------------------------------------------------------------
 

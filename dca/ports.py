@@ -10,10 +10,10 @@ before they fill (or fill in part), and a price has a kind and an age.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
 
 from dca.domain import ParsedPlan
 
@@ -192,6 +192,9 @@ class Readiness:
 class Broker(Protocol):
     name: str
     simulated: bool
+    # What the account is, as the broker reports it: SIMULATED, PAPER or LIVE. Every
+    # notification carries it (a broker without it counts as LIVE unless simulated).
+    account_kind: str
     # Seconds after a submit before the broker's order list can be trusted to show it;
     # the engine waits at least this long before a lookup that could justify a resend.
     settle_seconds: float
@@ -221,11 +224,36 @@ class Broker(Protocol):
         ...
 
 
-class Notifier(Protocol):
-    description: str
+# The kinds of notification, which the rules switch on and off (dca/notify/rules.py).
+NOTIFICATION_KINDS = ("success", "failure", "skipped", "missed", "summary", "system")
 
-    def send(self, text: str) -> None:
-        """Deliver one message; raises on failure so the outbox keeps it."""
+
+@dataclass(frozen=True)
+class Notification:
+    """One outbox item, ready for a notifier: its plain line and the fields behind it."""
+
+    kind: str  # one of NOTIFICATION_KINDS, or "test"
+    text: str  # the plain line (the Log cell's line, a notice's text, the summary's line)
+    account: str = "SIMULATED"  # SIMULATED | PAPER | LIVE: the account it concerns
+    details: Mapping[str, Any] = field(default_factory=dict)  # the execution's fields, or the run summary
+    mention: str = ""  # a user or role to mention with it (the rules decide), e.g. <@&123>
+
+
+class Notifier(Protocol):
+    """Delivers notifications one message at a time; the outbox (dca/delivery.py) decides
+    what to send, in which order, and what to do when a message is not delivered."""
+
+    description: str  # safe to print: never contains a secret
+    identity: str  # stable per destination (a webhook is known dead by it); no secret
+
+    def pack(self, notifications: Sequence[Notification]) -> int:
+        """How many of these, from the front, fit in the next message (at least 1)."""
+        ...
+
+    def send(self, notifications: Sequence[Notification]) -> float:
+        """Deliver them as one message. Returns how many seconds to wait before the next
+        message (the service's rate limit, from its answer); raises NotifyError (or
+        anything else, taken as temporary) when it was not delivered."""
         ...
 
 

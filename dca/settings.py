@@ -71,6 +71,13 @@ class Settings:
     ibkr_fractional: bool = False
     ibkr_timeout_seconds: float = 10.0
     ibkr_max_price_move_percent: Decimal = Decimal("10")
+    # Notifications (dca/notify/) and logs (dca/logs.py).
+    discord_webhook_url: str | None = field(default=None, repr=False, metadata={"secret": True})
+    notify_preset: str = "default"
+    notify_rules: Mapping[str, str] = field(default_factory=dict)
+    notify_mention: str = ""
+    log_level: str = "INFO"
+    log_file: Path | None = None
     config_file: Path | None = None
     # Which settings came from where, for `dca status`.
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
@@ -263,6 +270,35 @@ def _secret_text(v: Any) -> str | None:
     if len(text) < 16:
         raise ValueError("is shorter than 16 characters; use a long random value (e.g. `openssl rand -hex 32`)")
     return text
+def _webhook_url(v: Any) -> str:
+    from dca.notify.discord import check_webhook_url
+
+    return check_webhook_url(v)
+
+
+def _notify_preset(v: Any) -> str:
+    from dca.notify.rules import parse_preset
+
+    return parse_preset(v)
+
+
+def _notify_rules(v: Any) -> dict[str, str]:
+    from dca.notify.rules import parse_rules
+
+    return parse_rules(v)
+
+
+def _notify_mention(v: Any) -> str:
+    from dca.notify.rules import parse_mention
+
+    return parse_mention(v)
+
+
+def _log_level(v: Any) -> str:
+    level = str(v).strip().upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ValueError(f"'{v}' is not a log level (choose from: DEBUG, INFO, WARNING, ERROR)")
+    return level
 
 
 _KEYS: dict[str, tuple[str, str, Callable[[Any], Any]]] = {
@@ -296,6 +332,13 @@ _KEYS: dict[str, tuple[str, str, Callable[[Any], Any]]] = {
     "ibkr_fractional": ("ibkr.fractional", "DCA_IBKR_FRACTIONAL", _bool),
     "ibkr_timeout_seconds": ("ibkr.timeout_seconds", "DCA_IBKR_TIMEOUT", _seconds),
     "ibkr_max_price_move_percent": ("ibkr.max_price_move_percent", "DCA_IBKR_MAX_PRICE_MOVE_PERCENT", _percent),
+    # Notifications and logs. The webhook URL is a secret: dca.toml refuses it (see _read_toml).
+    "discord_webhook_url": ("notify.discord_webhook_url", "DCA_DISCORD_WEBHOOK_URL", _webhook_url),
+    "notify_preset": ("notify.preset", "DCA_NOTIFY_PRESET", _notify_preset),
+    "notify_rules": ("notify.rules", "DCA_NOTIFY_RULES", _notify_rules),
+    "notify_mention": ("notify.mention", "DCA_NOTIFY_MENTION", _notify_mention),
+    "log_level": ("logs.level", "DCA_LOG_LEVEL", _log_level),
+    "log_file": ("logs.file", "DCA_LOG_FILE", _path),
 }
 _SECRET_KEYS = re.compile(r"(?i)(secret|token|password|webhook|private|key)")
 
@@ -385,6 +428,7 @@ def load_settings(
     values.setdefault("db_path", home / "ledger.sqlite3")
     values.setdefault("sim_book_path", home / "simulated-broker.sqlite3")
     values.setdefault("notify_file", home / "notifications.log")
+    values.setdefault("log_file", home / "logs" / "dca.log")
     values["config_file"] = Path(config_path) if config_path else None
     if values.get("sim_faults") and values.get("broker", "simulated") != "simulated":
         raise ConfigError("broker.faults only applies to the simulated broker; remove it")

@@ -101,6 +101,7 @@ class RealisticWorld:
 
 class SimulatedBroker:
     simulated = True
+    account_kind = "SIMULATED"  # what notifications say it concerns (no real money)
 
     def __init__(
         self,

@@ -388,7 +388,8 @@ def test_test_notification_is_sent_through_the_notifier(api):
     client, services, _ = api()
     response = client.post("/recurring/test-notification", headers=AUTH)
     assert response.status_code == 200 and response.json()["sent"] is True
-    assert "Test notification from dca (SIMULATED broker)" in services.notifier.path.read_text()
+    assert "Test message from dca" in services.notifier.path.read_text()
+    assert "the SIMULATED account" in services.notifier.path.read_text()
 
 
 def test_a_failing_notifier_is_502_without_its_error_text(api):

@@ -120,7 +120,8 @@ def used_home(capsys, tmp_path):
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if not p.name.endswith(("-shm", "-wal"))}
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and not p.name.endswith(("-shm", "-wal"))}  # logs/ is a folder of files
 
 
 @pytest.mark.parametrize("command,shows", [
