@@ -245,6 +245,35 @@ def cmd_orders(args, services: Services) -> int:
     return EXIT_OK
 
 
+def worker_status(beat: dict | None, now: datetime) -> dict | None:
+    """The worker's heartbeat, with whether it looks alive (a tick in the last 3 minutes)."""
+    if beat is None:
+        return None
+    tick = datetime.fromisoformat(beat["last_tick"]) if beat.get("last_tick") else None
+    age = None if tick is None else (now - tick).total_seconds()
+    alive = beat.get("state") != "stopped" and age is not None and age < 180
+    return {**beat, "alive": alive, "seconds_since_tick": None if age is None else int(age)}
+
+
+def worker_lines(worker: dict | None) -> list[str]:
+    if worker is None:
+        return ["Worker:    never run on this ledger (start it with `dca worker`, see `dca setup`)"]
+    if worker["alive"]:
+        state = f"running (pid {worker['pid']} on {worker['host']}, {worker['state']}), last tick {worker['last_tick']}"
+    elif worker.get("state") == "stopped":
+        state = f"stopped at {worker['last_tick']}"
+    else:
+        state = f"NOT RUNNING? no heartbeat since {worker['last_tick']} (pid {worker['pid']} on {worker['host']})"
+    lines = [f"Worker:    {state}",
+             f"           last run {worker['last_run'] or 'never'}"
+             + (f" ({worker['last_run_result']})" if worker.get("last_run_result") else "")]
+    if worker["alive"] and worker.get("next_run"):
+        lines.append(f"           next run {worker['next_run']}")
+    if worker.get("last_error"):
+        lines.append(f"           last error at {worker['last_error_at']}: {worker['last_error']}")
+    return lines
+
+
 def cmd_status(args, services: Services) -> int:
     settings = services.settings
     now = datetime.now(NEW_YORK)
@@ -258,6 +287,7 @@ def cmd_status(args, services: Services) -> int:
         "sources": dict(settings.sources),
         "last_run": services.ledger.last_run(),
         "pending_deliveries": {k: len(services.ledger.undelivered(k)) for k in ("log", "notify")},
+        "worker": worker_status(services.ledger.heartbeat(), now),
     }
     code = EXIT_OK
     try:
@@ -285,6 +315,7 @@ def cmd_status(args, services: Services) -> int:
                                                if k not in ("home", "plan_path", "db_path", "config_file")))
         last = payload["last_run"]
         lines.append(f"Last run:  {last['as_of'] + ' ' + json.dumps(last['summary']) if last else 'never'}")
+        lines += worker_lines(payload["worker"])
         waiting = payload["pending_deliveries"]
         if any(waiting.values()):
             lines.append(f"Waiting:   {waiting['log']} Log writes, {waiting['notify']} notifications")
@@ -298,6 +329,15 @@ def cmd_status(args, services: Services) -> int:
 
     emit(args, payload, human)
     return code
+
+
+def cmd_worker(args, services: Services) -> int:
+    """The unattended worker (dca/worker.py): runs until SIGTERM or Ctrl-C."""
+    from dca.worker import serve
+
+    if not args.verbose:
+        logging.getLogger().setLevel(logging.INFO)  # a service's log is its only voice
+    return serve(services)
 
 
 def cmd_confirm_row(args, services: Services) -> int:
@@ -343,6 +383,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("row_id", help="the row's ID, as the hold's message gives it")
     p.set_defaults(func=cmd_confirm_row)
     sub.add_parser("status", parents=[common], help="configuration in effect, last run, next executions").set_defaults(func=cmd_status)
+    sub.add_parser("worker", parents=[common], help="run unattended: on start, every trading morning, retries "
+                   "(stop with SIGTERM or Ctrl-C)").set_defaults(func=cmd_worker)
     return parser
 
 

@@ -53,6 +53,10 @@ class Settings:
     sim_faults: Mapping[str, str] = field(default_factory=dict)
     notify_file: Path | None = None
     lock_timeout_seconds: float = 900.0
+    # The worker (dca/worker.py): its morning check, and how often it tries again a run
+    # that could not reach the broker, until the close.
+    preflight_time: time = time(8, 30)
+    retry_minutes: timedelta = timedelta(minutes=15)
     config_file: Path | None = None
     # Which settings came from where, for `dca status`.
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
@@ -177,6 +181,13 @@ def _bounded(v: Any, most: float, unit: str) -> float:
     return n
 
 
+def _positive_minutes(v: Any) -> timedelta:
+    minutes = _minutes(v)
+    if minutes < timedelta(minutes=1):
+        raise ValueError(f"{v} must be at least 1 minute")
+    return minutes
+
+
 _KEYS: dict[str, tuple[str, str, Callable[[Any], Any]]] = {
     "home": ("data.home", "DCA_HOME", _path),
     "plan_path": ("plan.path", "DCA_PLAN", _path),
@@ -194,6 +205,8 @@ _KEYS: dict[str, tuple[str, str, Callable[[Any], Any]]] = {
     "sim_faults": ("broker.faults", "DCA_SIM_FAULTS", _faults),
     "notify_file": ("notify.file", "DCA_NOTIFY_FILE", _path),
     "lock_timeout_seconds": ("ledger.lock_timeout_seconds", "DCA_LOCK_TIMEOUT", _seconds),
+    "preflight_time": ("worker.preflight_time", "DCA_PREFLIGHT_TIME", _run_time),
+    "retry_minutes": ("worker.retry_minutes", "DCA_RETRY_MINUTES", _positive_minutes),
 }
 _SECRET_KEYS = re.compile(r"(?i)(secret|token|password|webhook|private|key)")
 
