@@ -101,6 +101,7 @@ class Worker:
         self._state = "idle"
         self._attempted_for: datetime | None = None  # the scheduled moment last asked for
         self._last_keep_alive: float | None = None
+        self.waiting_for_lock = threading.Event()  # set while a run waits for another face's
         # Its own Scheduler, not schedule's module-level default one (which any import shares).
         self.scheduler = schedule_lib.Scheduler()
         self.scheduler.every().day.at(f"{self.run_time:%H:%M}", "America/New_York").do(
@@ -256,15 +257,19 @@ class Worker:
         """Wait for another face's run to finish without holding anything, so the stop
         event is seen while waiting. False: asked to stop, so no run is started."""
         waited_since = _time.monotonic()
-        while self.s.ledger.run_lock_busy():
-            if self._state != "waiting for the run lock":
-                logger.info("another run holds the lock; waiting for it to finish")
-                self._state = "waiting for the run lock"
-            if _time.monotonic() - waited_since > self.s.settings.lock_timeout_seconds:
-                raise LedgerBusy(f"another run held the lock for over {self.s.settings.lock_timeout_seconds:.0f}s")
-            if self.stop.wait(self.lock_poll_seconds):
-                return False
-        return True
+        try:
+            while self.s.ledger.run_lock_busy():
+                if not self.waiting_for_lock.is_set():
+                    logger.info("another run holds the lock; waiting for it to finish")
+                    self._state = "waiting for the run lock"
+                    self.waiting_for_lock.set()
+                if _time.monotonic() - waited_since > self.s.settings.lock_timeout_seconds:
+                    raise LedgerBusy(f"another run held the lock for over {self.s.settings.lock_timeout_seconds:.0f}s")
+                if self.stop.wait(self.lock_poll_seconds):
+                    return False
+            return True
+        finally:
+            self.waiting_for_lock.clear()
 
     def _finished(self, now: datetime, result: str, retry: bool) -> None:
         self.needs_retry = retry
@@ -426,23 +431,26 @@ def lifetime_lock(ledger: Ledger) -> FileLock:
     return lock
 
 
-def serve(services: Services, install_signals: bool = True) -> int:
+def serve(services: Services, install_signals: bool = True, stop: threading.Event | None = None) -> int:
     """The worker process: lifetime lock, signal handlers, the loop. Returns the exit code."""
     lock = lifetime_lock(services.ledger)
-    stop = threading.Event()
+    stop = stop or threading.Event()
+    previous = {}
     try:
         if install_signals and threading.current_thread() is threading.main_thread():
             def ask_to_stop(signum, frame):
                 logger.info("received %s: finishing the run in flight, then stopping", signal.Signals(signum).name)
                 stop.set()
 
-            signal.signal(signal.SIGTERM, ask_to_stop)
-            signal.signal(signal.SIGINT, ask_to_stop)
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                previous[signum] = signal.signal(signum, ask_to_stop)
         if services.broker.simulated:
             logger.info("the worker runs with the SIMULATED broker: no real orders are placed")
         Worker(services, SystemWorkerClock(stop), stop).run_forever()
         return 0
     finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
         lock.release()
 
 

@@ -8,8 +8,9 @@ wait between ticks moves the clock instead of sleeping.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
+import os
+import signal
 import sqlite3
 import threading
 from datetime import datetime, timedelta
@@ -21,7 +22,7 @@ import time_machine
 from dca.bootstrap import Services, build
 from dca.cli import main
 from dca.settings import load_settings
-from dca.worker import Worker, lifetime_lock
+from dca.worker import Worker, lifetime_lock, serve
 from tests.conftest import HEADER, ny
 from tests.fakes import FakeBroker
 
@@ -44,14 +45,14 @@ class TravelClock:
         return self.stop.is_set()
 
 
-def make_services(tmp_path, rows: str = DAILY, broker=None, **env) -> Services:
+def make_services(tmp_path, rows: str = DAILY, broker=None, checkpoint=None, **env) -> Services:
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
     plan = home / "plan.csv"
     if not plan.exists():
         plan.write_text(HEADER + rows)
     settings = load_settings(environ={"DCA_HOME": str(home), **env}, dotenv=None)
-    services = build(settings)
+    services = build(settings, checkpoint)
     if broker is not None:
         services.broker = broker
         services.engine.broker = broker
@@ -328,7 +329,11 @@ def test_a_job_that_raises_does_not_stop_the_loop_nor_rerun_on_every_tick(tmp_pa
 # -- one worker, the run lock, shutdown ------------------------------------------------------
 
 
-def test_a_second_worker_on_the_same_data_refuses_with_a_clear_message(tmp_path, capsys):
+def test_a_second_worker_on_the_same_data_refuses_with_a_clear_message(tmp_path, capsys, monkeypatch):
+    def second_loop(self):
+        raise AssertionError("a second worker started its loop")
+
+    monkeypatch.setattr(Worker, "run_forever", second_loop)
     services = make_services(tmp_path)
     services.ledger.beat(pid=4242, host="box", started_at="2027-05-04T08:00:00-04:00")
     held = lifetime_lock(services.ledger)
@@ -348,14 +353,17 @@ def test_waiting_for_the_run_lock_keeps_the_heartbeat_and_shutdown_going(tmp_pat
         worker = make_worker(services, t, threaded=True, lock_poll_seconds=0.01)
         with services.ledger.run_lock():  # another face's run is in progress
             worker.start()
+            assert worker.waiting_for_lock.wait(10)
             for _ in range(3):
                 t.shift(60)
                 worker.tick()  # returns at once while the run waits
             beat = services.ledger.heartbeat()
             assert beat["state"] == "waiting for the run lock"
             assert beat["last_tick"] == "2027-05-04T09:03:00-04:00"
-            worker.shutdown()  # prompt: no run was in flight, none is started
+            worker.stop.set()  # SIGTERM: the waiting run gives up at once (no run was in flight)...
+            worker._thread.join(timeout=10)
             assert not worker.busy
+            worker.shutdown()
         assert runs(services) == [] and services.ledger.heartbeat()["state"] == "stopped"
 
 
@@ -365,9 +373,44 @@ def test_a_run_waits_for_another_faces_run_then_goes_ahead(tmp_path):
         worker = make_worker(services, t, threaded=True, lock_poll_seconds=0.01)
         with services.ledger.run_lock():
             worker.start()
+            assert worker.waiting_for_lock.wait(10)
             worker.tick()
+            assert executions(services) == []
         worker.join()
         assert executions(services) == [("QQQ", "2027-05-04", "filled", False)]
+
+
+def test_a_nine_oclock_job_that_finds_a_run_in_flight_is_caught_up_when_it_ends(tmp_path):
+    entered, gate = threading.Event(), threading.Event()
+    with travel(ny(2027, 5, 4, 8, 59, 59)) as t:
+        services = make_services(tmp_path)
+        plan = services.plan_source
+
+        class SlowPlan:
+            description = plan.description
+
+            def load(self):
+                if not entered.is_set():
+                    entered.set()
+                    assert gate.wait(10)
+                return plan.load()
+
+            def __getattr__(self, name):
+                return getattr(plan, name)
+
+        services.engine.plan_source = SlowPlan()
+        worker = make_worker(services, t, threaded=True)
+        worker.start()  # as of 08:59:59, still reading the plan at 09:00
+        assert entered.wait(10)
+        t.shift(2)
+        worker.tick()  # schedule's 09:00 job fires while that run is in flight: no second run
+        gate.set()
+        worker.join()
+        assert executions(services) == []
+        worker.tick()  # the ledger's latest run is before 09:00: run now
+        worker.join()
+        assert executions(services) == [("QQQ", "2027-05-04", "filled", False)]
+        assert worker.runs_started == 2
 
 
 def test_status_shows_the_heartbeat(tmp_path, capsys):
@@ -408,4 +451,65 @@ def test_the_keep_alive_hook_is_called_while_idle(tmp_path):
         worker = make_worker(services, t, tick_seconds=60)
         worker.start()
         drive(worker, ny(2027, 5, 4, 10, 10))
-    assert broker.kept >= 1  # once per minute of real time at most (monotonic): not per tick
+    assert broker.kept == 1  # at most once a minute (of monotonic time, which did not pass): not per tick
+
+
+def test_sigterm_in_the_middle_of_a_run_finishes_it_starts_no_other_and_exits_cleanly(tmp_path):
+    stop = threading.Event()
+    seen = []
+
+    def checkpoint(step, execution):
+        seen.append((step, execution.symbol))
+        if step == "intent_recorded" and len(seen) == 1:
+            os.kill(os.getpid(), signal.SIGTERM)  # as `systemctl stop` or `docker stop` would
+            assert stop.wait(10), "the SIGTERM handler did not set the stop event"
+
+    before = signal.getsignal(signal.SIGTERM)
+    with time_machine.travel(ny(2027, 5, 4, 9, 0), tick=True):
+        services = make_services(tmp_path, DAILY + "Active,VOO,800,Daily,,v1\n", checkpoint=checkpoint)
+        assert serve(services, stop=stop) == 0
+    assert [x[2] for x in executions(services)] == ["filled"] * 2
+    assert orders(services) == ["dca-q1-20270504", "dca-v1-20270504"]  # the run in flight went to its end
+    assert len(runs(services)) == 1  # and no other started
+    assert services.ledger.heartbeat()["state"] == "stopped"
+    assert signal.getsignal(signal.SIGTERM) is before  # the handlers are put back
+
+
+@pytest.mark.slow
+def test_the_worker_process_refuses_a_second_one_and_stops_on_sigterm(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    home = tmp_path / "home"
+    env = {**os.environ, "DCA_HOME": str(home)}
+    first = subprocess.Popen([sys.executable, "-m", "dca.worker"], env=env, cwd=tmp_path,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        db = home / "ledger.sqlite3"
+        deadline = time.monotonic() + 60  # waiting for a real process to come up, not for a schedule
+        state = None
+        while time.monotonic() < deadline and state != "idle":
+            if first.poll() is not None:
+                pytest.fail(f"the worker exited early: {first.communicate()}")
+            if db.exists():
+                try:
+                    row = sqlite3.connect(db).execute("SELECT state, last_run FROM worker_heartbeat").fetchone()
+                    state = row[0] if row and row[1] else None
+                except sqlite3.OperationalError:
+                    pass
+            time.sleep(0.1)
+        assert state == "idle", "the worker did not finish its start run"
+        second = subprocess.run([sys.executable, "-m", "dca.worker"], env=env, cwd=tmp_path,
+                                capture_output=True, text=True, timeout=60)
+        assert second.returncode == 2
+        assert "another worker is already running on ledger" in second.stderr
+        assert f"pid {first.pid}" in second.stderr
+        first.send_signal(signal.SIGTERM)
+        _, err = first.communicate(timeout=30)
+        assert first.returncode == 0, err
+        assert "received SIGTERM" in err and "worker stopped" in err
+        assert "SIMULATED" in err
+    finally:
+        if first.poll() is None:
+            first.kill()
