@@ -340,6 +340,13 @@ def cmd_worker(args, services: Services) -> int:
     return serve(services)
 
 
+def cmd_setup(args, services: Services) -> int:
+    from dca.deploy import setup
+
+    return setup(services, yes=args.yes, method=args.method, start=not args.no_start,
+                 unit_dir=args.unit_dir and Path(args.unit_dir))
+
+
 def cmd_confirm_row(args, services: Services) -> int:
     """Release a row held as a possible re-identified copy of an old one."""
     plan = services.plan_source.load()
@@ -385,6 +392,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("status", parents=[common], help="configuration in effect, last run, next executions").set_defaults(func=cmd_status)
     sub.add_parser("worker", parents=[common], help="run unattended: on start, every trading morning, retries "
                    "(stop with SIGTERM or Ctrl-C)").set_defaults(func=cmd_worker)
+    p = sub.add_parser("setup", parents=[common], help="check the connections and install the worker as a service")
+    p.add_argument("--yes", action="store_true", help="take every default without asking")
+    p.add_argument("--method", choices=["systemd", "launchd", "cron", "none"],
+                   help="how to install (default: systemd on Linux, launchd on macOS, else a crontab line)")
+    p.add_argument("--unit-dir", help="where to write the unit or plist (default: the user's own folder)")
+    p.add_argument("--no-start", action="store_true", help="write the files, print the commands, start nothing")
+    p.set_defaults(func=cmd_setup)
     return parser
 
 
