@@ -513,3 +513,29 @@ def test_the_worker_process_refuses_a_second_one_and_stops_on_sigterm(tmp_path):
     finally:
         if first.poll() is None:
             first.kill()
+
+
+def test_the_preflight_time_and_the_retry_interval_are_settings(tmp_path):
+    broker = FakeBroker(ready=False)
+    with travel(ny(2027, 5, 4, 7, 0)) as t:
+        services = make_services(tmp_path, broker=broker, DCA_PREFLIGHT_TIME="07:45", DCA_RETRY_MINUTES="5",
+                                 DCA_RUN_TIME="10:00")
+        worker = make_worker(services, t)
+        worker.start()
+        drive(worker, ny(2027, 5, 4, 7, 44))
+        assert not services.notifier.path.exists()  # nothing to say yet
+        drive(worker, ny(2027, 5, 4, 7, 45))
+        assert "Preflight for today's 10:00 run: the broker is not ready" in services.notifier.path.read_text()
+        drive(worker, ny(2027, 5, 4, 10, 11))
+    assert [f"{r.astimezone(ZoneInfo('America/New_York')):%H:%M}" for r in runs(services)] == [
+        "07:00", "10:00", "10:05", "10:10"]
+
+
+@pytest.mark.parametrize("variable, value, message", [
+    ("DCA_PREFLIGHT_TIME", "8.30", "$DCA_PREFLIGHT_TIME: '8.30' is not a time of day like 09:00"),
+    ("DCA_RETRY_MINUTES", "0", "$DCA_RETRY_MINUTES: 0 must be at least 1 minute"),
+])
+def test_a_bad_worker_setting_stops_it_at_start_naming_the_key(capsys, variable, value, message, monkeypatch):
+    monkeypatch.setenv(variable, value)
+    assert main(["worker"]) == 2
+    assert message in capsys.readouterr().err
