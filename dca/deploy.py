@@ -179,7 +179,11 @@ class Setup:
             self.say(f"Not started. To start it: {shown}")
             return
         for command in commands:
-            self.run(command)
+            try:
+                self.run(command)
+            except (OSError, subprocess.CalledProcessError) as error:
+                raise SetupAborted(f"`{shlex.join(command)}` failed ({error}); the files are written, so fix "
+                                   f"that and start it yourself: {shown}") from None
         self.say("Started. `dca status` shows its heartbeat.")
 
 

@@ -539,3 +539,25 @@ def test_a_bad_worker_setting_stops_it_at_start_naming_the_key(capsys, variable,
     monkeypatch.setenv(variable, value)
     assert main(["worker"]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_run_lock_held_too_long_is_given_up_and_retried_later(tmp_path):
+    with travel(ny(2027, 5, 4, 9, 0)) as t:
+        services = make_services(tmp_path, DCA_LOCK_TIMEOUT="0")
+        worker = make_worker(services, t, lock_poll_seconds=0.01)
+        with services.ledger.run_lock():
+            worker.start()
+        assert runs(services) == [] and worker.needs_retry
+        assert services.ledger.heartbeat()["last_run_result"].startswith("not run: another run held the lock")
+        drive(worker, ny(2027, 5, 4, 9, 16))
+        assert executions(services) == [("QQQ", "2027-05-04", "filled", True)]
+
+
+def test_the_heartbeat_takes_only_its_own_fields(tmp_path):
+    services = make_services(tmp_path)
+    assert services.ledger.heartbeat() is None
+    services.ledger.beat(state="idle")
+    services.ledger.beat(last_error="x")
+    assert services.ledger.heartbeat()["state"] == "idle" and services.ledger.heartbeat()["last_error"] == "x"
+    with pytest.raises(ValueError, match="unknown heartbeat field"):
+        services.ledger.beat(colour="red")

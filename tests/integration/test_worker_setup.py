@@ -106,3 +106,14 @@ def test_setup_reports_a_broker_that_is_not_ready_and_still_installs(capsys, tmp
     assert "[!!] broker: SIMULATED broker is not ready: the SIMULATED broker session is logged out" in out
     assert "1 check(s) need attention" in out
     assert (units / "dca-worker.service").exists()
+
+
+def test_a_failing_systemctl_is_one_clear_error_not_a_traceback(capsys, tmp_path, monkeypatch):
+    def missing(cmd, **kw):
+        raise FileNotFoundError(2, "No such file or directory", cmd[0])
+
+    monkeypatch.setattr(deploy.subprocess, "run", missing)
+    code, _, err = dca(capsys, "setup", "--yes", "--method", "systemd", "--unit-dir", str(tmp_path / "u"))
+    assert code == 2
+    assert "`systemctl --user daemon-reload` failed" in err and "start it yourself: systemctl --user daemon-reload;" in err
+    assert "Traceback" not in err and (tmp_path / "u" / "dca-worker.service").exists()
