@@ -35,10 +35,11 @@ from filelock import FileLock, Timeout
 
 from dca.bootstrap import Services
 from dca.delivery import deliver_outbox
-from dca.domain import Frequency, format_money
+from dca.domain import Frequency, Outcome, format_money
 from dca.errors import DcaError, PlanError
 from dca.ledger import Ledger, LedgerBusy
 from dca.notices import Notices
+from dca.queries import next_executions
 from dca.schedule_rules import NEW_YORK, scheduled_at
 
 logger = logging.getLogger(__name__)
@@ -243,7 +244,7 @@ class Worker:
         else:
             counts = report.summary()["counts"]
             result = ", ".join(f"{n} {k}" for k, n in counts.items()) or "nothing due"
-            undone = bool(report.deferred) or any(str(e.status) == "pending" for e in report.executions) \
+            undone = bool(report.deferred) or any(e.status is Outcome.PENDING for e in report.executions) \
                 or any(d.get("waiting") for d in report.delivery.values())
             self._finished(now, result, retry=undone)
             self._resolve_system_error()
@@ -300,8 +301,6 @@ class Worker:
                             f"before {self.run_time:%H:%M}")
         due_total = None
         try:
-            from dca.queries import next_executions  # imports pandas-free code only
-
             plan = self.s.plan_source.load()
             outlook = next_executions(plan, self.s.schedule, self.s.ledger, now, today, today, self.s.engine.options)
             due_total = sum((Decimal(i.amount_usd) for i in outlook.to_come()), Decimal("0"))

@@ -561,3 +561,20 @@ def test_the_heartbeat_takes_only_its_own_fields(tmp_path):
     assert services.ledger.heartbeat()["state"] == "idle" and services.ledger.heartbeat()["last_error"] == "x"
     with pytest.raises(ValueError, match="unknown heartbeat field"):
         services.ledger.beat(colour="red")
+
+
+def test_an_order_left_in_doubt_is_settled_by_a_retry_without_a_second_order(tmp_path):
+    from tests.fakes import FakeClock
+
+    broker = FakeBroker(submit_faults=["timeout_after_accept"], lag_lookups=5)
+    with travel(ny(2027, 5, 4, 9, 0)) as t:
+        services = make_services(tmp_path, broker=broker)
+        services.engine.clock = FakeClock()  # the engine's back-off between lookups costs no time
+        worker = make_worker(services, t)
+        worker.start()
+        assert executions(services) == [("QQQ", "2027-05-04", "pending", False)] and worker.needs_retry
+        drive(worker, ny(2027, 5, 4, 9, 31))
+        assert executions(services) == [("QQQ", "2027-05-04", "filled", False)]
+        assert len(broker.submits) == 1 and not worker.needs_retry
+        assert [f"{r.astimezone(ZoneInfo('America/New_York')):%H:%M}" for r in runs(services)] == [
+            "09:00", "09:15", "09:30"]
