@@ -248,6 +248,35 @@ def cmd_orders(args, services: Services) -> int:
     return EXIT_OK
 
 
+def worker_status(beat: dict | None, now: datetime) -> dict | None:
+    """The worker's heartbeat, with whether it looks alive (a tick in the last 3 minutes)."""
+    if beat is None:
+        return None
+    tick = datetime.fromisoformat(beat["last_tick"]) if beat.get("last_tick") else None
+    age = None if tick is None else (now - tick).total_seconds()
+    alive = beat.get("state") != "stopped" and age is not None and age < 180
+    return {**beat, "alive": alive, "seconds_since_tick": None if age is None else int(age)}
+
+
+def worker_lines(worker: dict | None) -> list[str]:
+    if worker is None:
+        return ["Worker:    never run on this ledger (start it with `dca worker`, see `dca setup`)"]
+    if worker["alive"]:
+        state = f"running (pid {worker['pid']} on {worker['host']}, {worker['state']}), last tick {worker['last_tick']}"
+    elif worker.get("state") == "stopped":
+        state = f"stopped at {worker['last_tick']}"
+    else:
+        state = f"NOT RUNNING? no heartbeat since {worker['last_tick']} (pid {worker['pid']} on {worker['host']})"
+    lines = [f"Worker:    {state}",
+             f"           last run {worker['last_run'] or 'never'}"
+             + (f" ({worker['last_run_result']})" if worker.get("last_run_result") else "")]
+    if worker["alive"] and worker.get("next_run"):
+        lines.append(f"           next run {worker['next_run']}")
+    if worker.get("last_error"):
+        lines.append(f"           last error at {worker['last_error_at']}: {worker['last_error']}")
+    return lines
+
+
 def cmd_status(args, services: Services) -> int:
     settings = services.settings
     now = datetime.now(NEW_YORK)
@@ -262,6 +291,7 @@ def cmd_status(args, services: Services) -> int:
         "last_run": services.ledger.last_run(),
         "pending_deliveries": {k: len(services.ledger.undelivered(k)) for k in ("log", "notify")},
         "notifications": _notification_health(services),
+        "worker": worker_status(services.ledger.heartbeat(), now),
     }
     code = EXIT_OK
     try:
@@ -289,6 +319,7 @@ def cmd_status(args, services: Services) -> int:
                                                if k not in ("home", "plan_path", "db_path", "config_file")))
         last = payload["last_run"]
         lines.append(f"Last run:  {last['as_of'] + ' ' + json.dumps(last['summary']) if last else 'never'}")
+        lines += worker_lines(payload["worker"])
         waiting = payload["pending_deliveries"]
         if any(waiting.values()):
             lines.append(f"Waiting:   {waiting['log']} Log writes, {waiting['notify']} notifications")
@@ -352,6 +383,21 @@ def cmd_notify_test(args, services: Services) -> int:
 
     emit(args, payload, human)
     return EXIT_OK if error is None else EXIT_FAILED
+
+
+def cmd_worker(args, services: Services) -> int:
+    """The unattended worker (dca/worker.py): runs until SIGTERM or Ctrl-C."""
+    from dca.worker import serve
+
+    logs.setup_console(verbose=True)  # a service's log is its only voice: INFO on the console too
+    return serve(services)
+
+
+def cmd_setup(args, services: Services) -> int:
+    from dca.deploy import setup
+
+    return setup(services, yes=args.yes, method=args.method, start=not args.no_start,
+                 unit_dir=args.unit_dir and Path(args.unit_dir))
 
 
 def cmd_confirm_row(args, services: Services) -> int:
@@ -443,6 +489,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resend-dead-letters", action="store_true",
                    help="when it arrives, send the notifications given up earlier again")
     p.set_defaults(func=cmd_notify_test)
+    sub.add_parser("worker", parents=[common], help="run unattended: on start, every trading morning, retries "
+                   "(stop with SIGTERM or Ctrl-C)").set_defaults(func=cmd_worker)
+    p = sub.add_parser("setup", parents=[common], help="check the connections and install the worker as a service")
+    p.add_argument("--yes", action="store_true", help="take every default without asking")
+    p.add_argument("--method", choices=["systemd", "launchd", "cron", "none"],
+                   help="how to install (default: systemd on Linux, launchd on macOS, else a crontab line)")
+    p.add_argument("--unit-dir", help="where to write the unit or plist (default: the user's own folder)")
+    p.add_argument("--no-start", action="store_true", help="write the files, print the commands, start nothing")
+    p.set_defaults(func=cmd_setup)
     return parser
 
 

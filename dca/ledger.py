@@ -114,6 +114,21 @@ CREATE TABLE IF NOT EXISTS runs (
     finished_at TEXT,
     summary TEXT
 );
+-- The worker's heartbeat: one row, rewritten on every tick, so `dca status` and the
+-- panel can tell a live worker from a dead one and say when it runs next.
+CREATE TABLE IF NOT EXISTS worker_heartbeat (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    pid INTEGER,
+    host TEXT,
+    state TEXT,
+    started_at TEXT,
+    last_tick TEXT,
+    last_run TEXT,
+    last_run_result TEXT,
+    next_run TEXT,
+    last_error TEXT,
+    last_error_at TEXT
+);
 """
 
 
@@ -620,6 +635,43 @@ class Ledger:
         with self._connect() as db:
             stamps = [r[0] for r in db.execute("SELECT DISTINCT as_of FROM runs")]
         return max((datetime.fromisoformat(s) for s in stamps), default=None)
+
+    # -- the worker's heartbeat -----------------------------------------------------------
+
+    HEARTBEAT_FIELDS = ("pid", "host", "state", "started_at", "last_tick", "last_run", "last_run_result",
+                        "next_run", "last_error", "last_error_at")
+
+    def beat(self, **fields) -> None:
+        """Store the given heartbeat fields (the others keep their values)."""
+        unknown = set(fields) - set(self.HEARTBEAT_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown heartbeat field(s) {', '.join(sorted(unknown))}")
+        if not fields:
+            return
+        names = list(fields)
+        with self._write() as db:
+            db.execute("INSERT OR IGNORE INTO worker_heartbeat(id) VALUES (1)")
+            db.execute(f"UPDATE worker_heartbeat SET {', '.join(n + '=?' for n in names)} WHERE id=1",
+                       [fields[n] for n in names])
+
+    def heartbeat(self) -> dict | None:
+        """The worker's last heartbeat, or None if no worker ever ran on this ledger."""
+        with self._connect() as db:
+            try:
+                r = db.execute("SELECT * FROM worker_heartbeat WHERE id=1").fetchone()
+            except sqlite3.OperationalError:  # a read-only ledger from before the table existed
+                return None
+        return None if r is None else {k: r[k] for k in self.HEARTBEAT_FIELDS}
+
+    def run_lock_busy(self) -> bool:
+        """Whether some run holds the run lock right now (a probe; it takes nothing)."""
+        lock = FileLock(str(self.path) + ".lock", is_singleton=False)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            return True
+        lock.release()
+        return False
 
     def last_run(self) -> dict | None:
         with self._connect() as db:

@@ -78,6 +78,10 @@ class Settings:
     notify_mention: str = ""
     log_level: str = "INFO"
     log_file: Path | None = None
+    # The worker (dca/worker.py): its morning check, and how often it tries again a run
+    # that could not reach the broker, until the close.
+    preflight_time: time = time(8, 30)
+    retry_minutes: timedelta = timedelta(minutes=15)
     config_file: Path | None = None
     # Which settings came from where, for `dca status`.
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
@@ -299,6 +303,11 @@ def _log_level(v: Any) -> str:
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ValueError(f"'{v}' is not a log level (choose from: DEBUG, INFO, WARNING, ERROR)")
     return level
+def _positive_minutes(v: Any) -> timedelta:
+    minutes = _minutes(v)
+    if minutes < timedelta(minutes=1):
+        raise ValueError(f"{v} must be at least 1 minute")
+    return minutes
 
 
 _KEYS: dict[str, tuple[str, str, Callable[[Any], Any]]] = {
@@ -339,6 +348,8 @@ _KEYS: dict[str, tuple[str, str, Callable[[Any], Any]]] = {
     "notify_mention": ("notify.mention", "DCA_NOTIFY_MENTION", _notify_mention),
     "log_level": ("logs.level", "DCA_LOG_LEVEL", _log_level),
     "log_file": ("logs.file", "DCA_LOG_FILE", _path),
+    "preflight_time": ("worker.preflight_time", "DCA_PREFLIGHT_TIME", _run_time),
+    "retry_minutes": ("worker.retry_minutes", "DCA_RETRY_MINUTES", _positive_minutes),
 }
 _SECRET_KEYS = re.compile(r"(?i)(secret|token|password|webhook|private|key)")
 
