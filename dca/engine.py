@@ -291,7 +291,7 @@ class _Run:
         self.spent_today = self.e.ledger.committed_on(self.today, self.e.options.price_margin)
         self._check_broker()
         self._reconcile(None)
-        notices = Notices(self.e.ledger, scope=("plan", "doubt"))
+        notices = Notices(self.e.ledger, scope=("plan", "doubt"))  # nothing known of the rows
         notices.open("plan", f"The plan could not be read, so nothing new was bought: {error}")
         self._notice_doubts(notices)
         notices.settle()
@@ -737,7 +737,8 @@ class _Run:
             body = f"{'error' if issue.is_error else 'warning'} · {issue.message}"
             if issue.row_id and issue.log != body:
                 self.e.ledger.enqueue("log", body, issue.row_id)
-        notices = Notices(self.e.ledger)
+        # Only the engine's own kinds of problem: the worker keeps others (its preflight).
+        notices = Notices(self.e.ledger, scope=ENGINE_NOTICES)
         for issue in plan.errors:
             notices.open(f"row:{issue.row_id or issue.row_number}", f"Plan error ({self.e.plan_source.description}): "
                          f"{issue.message}")
@@ -758,6 +759,8 @@ class _Run:
                          "Check the broker's orders for that reference; it is asked again at every run and "
                          "never sent again unless the broker shows it does not have it.")
 
+
+ENGINE_NOTICES = ("row", "deferred", "doubt", "plan")
 
 _NO_ANSWER = OrderLookup(Found.UNKNOWN, reason="the broker gave no answer for it")
 

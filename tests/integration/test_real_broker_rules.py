@@ -425,3 +425,13 @@ def test_a_fault_count_applies_to_quotes_too(tmp_path):
 def test_the_crash_faults_cannot_be_switched_on_by_configuration(fault):
     with pytest.raises(ConfigError, match="unknown fault"):
         load_settings(environ={"DCA_SIM_FAULTS": f"SPY={fault}"}, dotenv=None)
+
+
+def test_a_run_settles_only_the_engine_s_own_notices(make_rig):
+    # The worker keeps notices of its own (its morning preflight); a run must not call
+    # them resolved just because it did not see them.
+    rig = make_rig("Active,SPY,700,Weekly,,s1\n")
+    rig.ledger.settle_notices({"preflight:broker": "the broker is not logged in"}, [], [])
+    rig.run(MONDAY)
+    assert "preflight:broker" in rig.ledger.open_notices()
+    assert "Resolved: the broker is not logged in" not in rig.notifications()
