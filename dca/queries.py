@@ -272,12 +272,11 @@ HISTORY_MAX_PAGE = 500
 
 
 def broker_mode(broker) -> str:
-    """SIMULATED, PAPER or LIVE. A real broker that does not say is taken as LIVE: the
-    safe assumption when money may be real."""
-    if broker.simulated:
-        return "SIMULATED"
-    mode = str(getattr(broker, "mode", "") or "").upper()
-    return mode if mode in ("PAPER", "LIVE") else "LIVE"
+    """SIMULATED, PAPER or LIVE: the same label as every notification (a real broker that
+    does not say is taken as LIVE, the safe assumption when money may be real)."""
+    from dca.delivery import account_label
+
+    return account_label(broker)
 
 
 def plan_overview(plan: ParsedPlan, schedule: Schedule, ledger: Ledger, now: datetime,

@@ -34,7 +34,7 @@ import schedule as schedule_lib
 from filelock import FileLock, Timeout
 
 from dca.bootstrap import Services
-from dca.delivery import deliver_outbox
+from dca.delivery import account_label, deliver_outbox
 from dca.domain import Frequency, Outcome, format_money
 from dca.errors import DcaError, PlanError
 from dca.ledger import Ledger, LedgerBusy
@@ -354,7 +354,7 @@ class Worker:
             return  # the run in flight delivers at its end
         try:
             with self.s.ledger.run_lock(timeout=0):
-                deliver_outbox(self.s.ledger, self.s.plan_source, self.s.notifier, self.s.broker.simulated)
+                deliver_outbox(self.s.ledger, self.s.plan_source, self.s.notifier, account_label(self.s.broker))
         except LedgerBusy:
             pass  # that run delivers at its end
 

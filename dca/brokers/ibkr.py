@@ -339,6 +339,18 @@ class IbkrBroker:
         return f"IBKR {'paper' if is_paper(self.account_id) else 'LIVE'} account {self.account_id}"
 
     @property
+    def account_kind(self) -> str:
+        """PAPER or LIVE, as every face and notification labels it (unknown: LIVE, the safe
+        assumption when money may be real)."""
+        return "PAPER" if is_paper(self.account_id) else "LIVE"
+
+    @property
+    def login_url(self) -> str:
+        """Where the person logs the gateway in (in a browser, with 2FA, typically daily)."""
+        base = (self.config.url or "https://127.0.0.1:5000/v1/api/").split("/v1/api")[0]
+        return base.rstrip("/") + "/"
+
+    @property
     def live_possible(self) -> bool:
         """Whether orders could reach a live account: only when live is allowed and the
         account is not known to be paper. `dca run --now` is refused then."""
@@ -718,7 +730,11 @@ class IbkrBroker:
             return None
         return self.tickle()
 
-    def keep_alive(self, stop: threading.Event, interval: float = 60.0) -> threading.Thread:
+    def keep_alive(self) -> bool | None:
+        """What the worker calls about once a minute while idle: a tickle when due."""
+        return self.tickle_if_due()
+
+    def keep_alive_in_background(self, stop: threading.Event, interval: float = 60.0) -> threading.Thread:
         """A daemon thread that tickles about once a `interval` until `stop` is set (the
         worker starts it; every request already keeps the session alive on its own)."""
         def loop():

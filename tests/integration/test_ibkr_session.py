@@ -193,9 +193,27 @@ def test_tickle_goes_out_only_after_a_quiet_minute(broker, gateway, clock):
     assert broker.tickle_if_due() is False  # the session is gone: the person must log in
 
 
+def test_the_worker_s_keep_alive_hook_tickles_the_gateway_when_due(broker, gateway, clock):
+    broker.readiness(TUESDAY)
+    assert broker.keep_alive() is None  # a request just went out: nothing to do
+    clock.now += 61
+    assert broker.keep_alive() is True and gateway.count("POST", "tickle") == 1
+
+
+def test_every_face_labels_the_paper_account_and_says_where_to_log_in(broker, gateway):
+    from dca.delivery import account_label
+    from dca.queries import broker_mode
+
+    broker.readiness(TUESDAY)
+    assert broker.account_kind == "PAPER"
+    assert account_label(broker) == broker_mode(broker) == "PAPER"
+    assert broker.login_url.startswith("http://127.0.0.1:") and broker.login_url.endswith("/")
+    assert "/v1/api" not in broker.login_url
+
+
 def test_the_keep_alive_thread_stops_when_asked(broker):
     stop = threading.Event()
-    thread = broker.keep_alive(stop, interval=0.01)
+    thread = broker.keep_alive_in_background(stop, interval=0.01)
     stop.set()
     thread.join(1)
     assert not thread.is_alive()
