@@ -748,6 +748,13 @@ class _Run:
                          f"Not attempted: row {d['row']} {d['symbol']} ({d['frequency']}, due {day}): {d['message']}. "
                          + _deferral_consequence(d["frequency"]))
         self._notice_doubts(notices)
+        stuck = [i for i in self.e.ledger.undelivered("log") if i.attempts >= BACKLOG_ATTEMPTS]
+        if stuck:
+            errors = sorted({i.last_error for i in stuck if i.last_error})
+            # No count in the text: more waiting is the same problem, not news.
+            notices.open("backlog:log", f"Log cell updates for {self.e.plan_source.description} have "
+                         f"failed {BACKLOG_ATTEMPTS} times or more ({'; '.join(errors)[:300]}). The orders are not "
+                         "affected; the updates are delivered as soon as the plan can be written again.")
         notices.settle()
 
     def _notice_doubts(self, notices: Notices) -> None:
@@ -760,7 +767,8 @@ class _Run:
                          "never sent again unless the broker shows it does not have it.")
 
 
-ENGINE_NOTICES = ("row", "deferred", "doubt", "plan")
+ENGINE_NOTICES = ("row", "deferred", "doubt", "plan", "backlog")
+BACKLOG_ATTEMPTS = 3  # failed delivery passes before a waiting Log update is a problem to tell
 
 _NO_ANSWER = OrderLookup(Found.UNKNOWN, reason="the broker gave no answer for it")
 

@@ -123,6 +123,7 @@ class Worker:
 
     def start(self) -> None:
         now = self.clock.now()
+        self._say_started(self.s.ledger.heartbeat(), now)
         self.s.ledger.beat(pid=os.getpid(), host=socket.gethostname(), state="starting",
                            started_at=_stamp(now), last_tick=_stamp(now))
         logger.info("worker started (pid %d): runs at %s New York time on trading days, preflight at %s; "
@@ -154,7 +155,22 @@ class Worker:
             self._thread.join()
         self._state = "stopped"
         self.s.ledger.beat(state="stopped", last_tick=_stamp(self.clock.now()), next_run=None)
+        self.s.ledger.enqueue("notify", f"Worker stopped at {self.clock.now().astimezone(NEW_YORK):%Y-%m-%d %H:%M} "
+                              "ET: nothing is bought until it is started again (or a run is started by hand).")
+        self._deliver()
         logger.info("worker stopped")
+
+    def _say_started(self, previous: dict | None, now) -> None:
+        """A system notice: started, or restarted after stopping without saying so (a
+        crash, a power cut, a killed process): the person should know it was down."""
+        when = f"{now.astimezone(NEW_YORK):%Y-%m-%d %H:%M} ET"
+        if previous is not None and previous.get("state") not in (None, "stopped"):
+            text = (f"Worker restarted at {when} after it stopped unexpectedly (its last sign of life: "
+                    f"{previous.get('last_tick') or 'unknown'}); what it missed meanwhile is caught up or recorded "
+                    "as missed now.")
+        else:
+            text = f"Worker started at {when}: it runs at {self.run_time:%H:%M} New York time on trading days."
+        self.s.ledger.enqueue("notify", text)
 
     def _sleep_seconds(self) -> float:
         waits = [self.tick_seconds, self.scheduler.idle_seconds]

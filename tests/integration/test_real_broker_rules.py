@@ -435,3 +435,19 @@ def test_a_run_settles_only_the_engine_s_own_notices(make_rig):
     rig.run(MONDAY)
     assert "preflight:broker" in rig.ledger.open_notices()
     assert "Resolved: the broker is not logged in" not in rig.notifications()
+
+
+def test_log_updates_stuck_for_several_runs_are_told_once(make_rig):
+    import os
+
+    rig = make_rig("Active,SPY,700,Daily,,s1\n")
+    os.chmod(rig.plan_path, 0o444)  # the plan cannot take Log writes
+    for day in (1, 2, 3, 4, 5):
+        rig.run(ny(2027, 3, day, 9, 1))
+    text = rig.notifications()
+    assert text.count("Log cell updates for CSV file") == 1
+    assert "The orders are not affected" in text
+    os.chmod(rig.plan_path, 0o644)
+    rig.run(ny(2027, 3, 5, 10))
+    rig.run(ny(2027, 3, 5, 11))
+    assert rig.notifications().count("Resolved: Log cell updates for CSV file") == 1

@@ -523,7 +523,8 @@ def test_the_preflight_time_and_the_retry_interval_are_settings(tmp_path):
         worker = make_worker(services, t)
         worker.start()
         drive(worker, ny(2027, 5, 4, 7, 44))
-        assert not services.notifier.path.exists()  # nothing to say yet
+        said = services.notifier.path.read_text() if services.notifier.path.exists() else ""
+        assert "Preflight" not in said  # nothing to say about it yet
         drive(worker, ny(2027, 5, 4, 7, 45))
         assert "Preflight for today's 10:00 run: the broker is not ready" in services.notifier.path.read_text()
         drive(worker, ny(2027, 5, 4, 10, 11))
@@ -580,3 +581,20 @@ def test_an_order_left_in_doubt_is_settled_by_a_retry_without_a_second_order(tmp
     # asks again after a pause, finds it (the list lags 5 lookups).
     assert [f"{r.astimezone(ZoneInfo('America/New_York')):%H:%M}" for r in runs(services)] == [
             "09:00", "09:15"]
+
+
+def test_the_worker_says_when_it_starts_stops_and_restarts_after_a_crash(tmp_path):
+    with travel(ny(2027, 5, 4, 7, 0)) as t:
+        services = make_services(tmp_path)
+        worker = make_worker(services, t)
+        worker.start()
+        worker.shutdown()
+        notes = services.notifier.path.read_text()
+        assert "Worker started at 2027-05-04 07:00 ET" in notes and "Worker stopped at 2027-05-04 07:00 ET" in notes
+        crashed = make_worker(services, t)
+        crashed.start()  # ... and the process is killed: no shutdown, the heartbeat stays "idle"
+        again = make_worker(services, t)
+        again.start()
+        again.shutdown()
+    notes = services.notifier.path.read_text()
+    assert notes.count("Worker restarted at 2027-05-04 07:00 ET after it stopped unexpectedly") == 1
