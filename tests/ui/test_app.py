@@ -51,7 +51,7 @@ def test_first_start_creates_the_example_plan_and_shows_it(tmp_path):
     assert at.title[0].value == "Plan"
     [table] = at.dataframe
     df = table.value
-    assert list(df.columns) == ["Row", "Status", "Stock Symbol", "Amount (USD)", "Frequency", "ID", "Log"]
+    assert list(df.columns) == ["Row", "Status", "Stock Symbol", "Amount (USD)", "Frequency", "Log", "ID"]
     assert sorted(df["Stock Symbol"]) == ["AAPL", "SPY", "TSLA", "VTI"]
     assert dict(zip(df["Stock Symbol"], df["Status"]))["TSLA"] == "Inactive"
     assert df["ID"].str.fullmatch(r"r[0-9a-f]{10}").all()  # the example comes with IDs
@@ -87,9 +87,11 @@ def test_a_bad_active_row_is_named_and_the_valid_rows_still_show(tmp_path, monke
     assert "must be more than $0" in error
     warnings = [w for w in texts(at.warning) if BANNER not in w]
     assert len(warnings) == 1 and warnings[0].startswith("Row 5: ") and "Inactive" in warnings[0]
+    # The editor shows every row as written, the bad ones too, so they can be mended there.
     df = at.dataframe[0].value
-    assert list(df["Stock Symbol"]) == ["VTI", "SPY"]
-    assert list(df["Row"]) == [2, 4]
+    assert list(df["Stock Symbol"]) == ["VTI", "QQQ", "SPY", "BAD!"]
+    assert list(df["Row"]) == [2, 3, 4, 5]
+    assert df["Amount (USD)"].isna().tolist() == [False, True, False, False]  # -5 is no amount to edit
     assert not (tmp_path / "home" / "plan.csv").exists()  # no example beside a chosen plan
 
 
