@@ -12,7 +12,7 @@ st.set_page_config(page_title="DCA control panel", page_icon=":material/savings:
 st.navigation(
     [
         st.Page("pages/plan.py", title="Plan", icon=":material/list_alt:", default=True),
-        st.Page("pages/upcoming.py", title="Upcoming", icon=":material/event_upcoming:"),
+        st.Page("pages/calendar.py", title="Calendar", icon=":material/calendar_month:"),
         st.Page("pages/history.py", title="History", icon=":material/history:"),
         st.Page("pages/run.py", title="Run now", icon=":material/play_circle:"),
         st.Page("pages/status.py", title="Status", icon=":material/monitor_heart:"),
