@@ -15,6 +15,7 @@ st.navigation(
         st.Page("pages/calendar.py", title="Calendar", icon=":material/calendar_month:"),
         st.Page("pages/history.py", title="History", icon=":material/history:"),
         st.Page("pages/run.py", title="Run now", icon=":material/play_circle:"),
+        st.Page("pages/portfolio.py", title="Portfolio", icon=":material/account_balance:"),
         st.Page("pages/status.py", title="Status", icon=":material/monitor_heart:"),
     ]
 ).run()
