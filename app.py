@@ -5,9 +5,14 @@ This file is the router: it lists the pages with `st.navigation` (so Streamlit's
 (`dca.panel.frame.page_frame`), so it is complete however Streamlit reaches it.
 """
 
+from pathlib import Path
+
 import streamlit as st
 
-st.set_page_config(page_title="DCA control panel", page_icon=":material/savings:", layout="wide")
+# A local image: a `:material/...:` or emoji icon makes the browser fetch the favicon from
+# an outside server, and the panel makes no outside request (offline, nothing leaked).
+ICON = Path(__file__).parent / "dca" / "panel" / "favicon.png"
+st.set_page_config(page_title="DCA control panel", page_icon=str(ICON), layout="wide")
 
 st.navigation(
     [

@@ -102,7 +102,7 @@ st.data_editor(
     key=EDITOR_KEY,
     hide_index=True,
     width="stretch",
-    height=min(38 + 35 * (len(shown) + 2), 720),  # whole rows, no half row cut at the bottom
+    height=min(38 + 35 * (len(shown) + 1), 720),  # whole rows, no half row cut at the bottom
     num_rows="dynamic" if rows_editable else "fixed",
     disabled=["Row", "Log", "ID"],
     column_config={
@@ -113,7 +113,7 @@ st.data_editor(
         "Amount (USD)": st.column_config.NumberColumn(min_value=MIN_AMOUNT, max_value=999_999.99, step=0.01,
                                                       format="dollar", help="Dollars per execution"),
         "Frequency": st.column_config.SelectboxColumn(options=FREQUENCY_OPTIONS, required=True),
-        "Log": st.column_config.TextColumn(help="Written by each run: the last outcome", width="large"),
+        "Log": st.column_config.TextColumn(help="Written by each run: the last outcome", width="medium"),
         "ID": st.column_config.TextColumn(help="Assigned by the first run; keeps the row's identity"),
     },
 )
