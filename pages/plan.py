@@ -49,7 +49,10 @@ def issue_text(issue: RowIssue) -> str:
 
 
 LOADED_KEY = "plan_loaded"
-if st.session_state.get(LOADED_KEY, {}).get("where") != source.description:
+pending = st.session_state.get(EDITOR_KEY) or {}
+if (st.session_state.get(LOADED_KEY, {}).get("where") != source.description
+        or not any(pending.get(k) for k in ("edited_rows", "added_rows", "deleted_rows"))):
+    # Nothing unsaved: show the plan as it is now (a run may have given rows their IDs).
     st.session_state.pop(LOADED_KEY, None)
 try:
     # The plan as loaded when editing began: the editor's changes are positions in it, and

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import pytest
@@ -57,7 +57,7 @@ def test_the_month_grid_marks_xnys_holidays_and_early_closes(tmp_path, monkeypat
 
 
 def test_a_due_catch_up_is_placed_on_today():
-    due = NextExecution("q1", 2, "QQQ", "50", "Daily", __import__("datetime").datetime(2026, 12, 1, 9, tzinfo=NEW_YORK),
+    due = NextExecution("q1", 2, "QQQ", "50", "Daily", datetime(2026, 12, 1, 9, tzinfo=NEW_YORK),
                         State.DUE, late=True)
     weeks = month_grid(2026, 12, [date(2026, 12, 2)], [], [due], today=date(2026, 12, 2))
     [day] = [d for w in weeks for d in w if d.day == date(2026, 12, 2)]

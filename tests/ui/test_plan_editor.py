@@ -90,3 +90,20 @@ def test_deactivating_a_row_is_a_status_edit(plan):
     edit(at, {0: {"Status": "Inactive"}})
     at.button(key="plan_save").click().run()
     assert plan.read_text().splitlines()[1] == "Inactive,VTI,1000,Monthly,,v1"
+
+
+def test_with_nothing_unsaved_the_page_shows_the_plan_as_it_is_now(plan):
+    at = AppTest.from_file(str(APP), default_timeout=30).run()
+    plan.write_text(HEADER + "Active,VTI,1000,Monthly,,v1\nInactive,TSLA,10,Daily,,t1\nActive,SPY,5,Weekly,,s1\n")
+    at.run()
+    assert list(at.dataframe[0].value["Stock Symbol"]) == ["VTI", "TSLA", "SPY"]
+
+
+def test_with_unsaved_edits_the_loaded_plan_is_kept_so_positions_still_mean_the_same_rows(plan):
+    at = AppTest.from_file(str(APP), default_timeout=30).run()
+    edit(at, {1: {"Status": "Active"}})
+    plan.write_text(HEADER + "Active,SPY,5,Weekly,,s1\n" + ROWS)  # a row inserted above, meanwhile
+    at.run()
+    assert list(at.dataframe[0].value["Stock Symbol"]) == ["VTI", "TSLA"]
+    at.button(key="plan_save").click().run()
+    assert plan.read_text() == HEADER + "Active,SPY,5,Weekly,,s1\nActive,VTI,1000,Monthly,,v1\nActive,TSLA,10,Daily,,t1\n"
