@@ -5,16 +5,22 @@ This file is the router: it lists the pages with `st.navigation` (so Streamlit's
 (`dca.panel.frame.page_frame`), so it is complete however Streamlit reaches it.
 """
 
+from pathlib import Path
+
 import streamlit as st
 
-st.set_page_config(page_title="DCA control panel", page_icon=":material/savings:", layout="wide")
+# A local image: a `:material/...:` or emoji icon makes the browser fetch the favicon from
+# an outside server, and the panel makes no outside request (offline, nothing leaked).
+ICON = Path(__file__).parent / "dca" / "panel" / "favicon.png"
+st.set_page_config(page_title="DCA control panel", page_icon=str(ICON), layout="wide")
 
 st.navigation(
     [
         st.Page("pages/plan.py", title="Plan", icon=":material/list_alt:", default=True),
-        st.Page("pages/upcoming.py", title="Upcoming", icon=":material/event_upcoming:"),
+        st.Page("pages/calendar.py", title="Calendar", icon=":material/calendar_month:"),
         st.Page("pages/history.py", title="History", icon=":material/history:"),
         st.Page("pages/run.py", title="Run now", icon=":material/play_circle:"),
+        st.Page("pages/portfolio.py", title="Portfolio", icon=":material/account_balance:"),
         st.Page("pages/status.py", title="Status", icon=":material/monitor_heart:"),
     ]
 ).run()

@@ -173,3 +173,31 @@ def build_sessions(first_year: int, last_year: int) -> list[date]:
 
         calendar = exchange_calendars.get_calendar("XNYS", start=f"{first_year}-01-01", end=f"{last_year}-12-31")
         return [ts.date() for ts in calendar.sessions]
+
+
+_early_lock = threading.Lock()
+_early: dict[int, frozenset[date]] = {}
+
+
+def early_closes(start: date, end: date) -> set[date]:
+    """XNYS sessions that close early (13:00 New York) in the inclusive range, straight
+    from exchange_calendars' `early_closes`. Kept in memory per year: building a year
+    imports the library (a second or two), so the panel pays it once per process, not on
+    every rerun; the schedule itself never needs these (buys run at the open)."""
+    if end < start:
+        return set()
+    missing = [y for y in range(start.year, end.year + 1) if y not in _early]
+    if missing:
+        with _early_lock:
+            missing = [y for y in missing if y not in _early]
+            if missing:
+                with warnings.catch_warnings():
+                    warnings.filterwarnings("ignore", message="Series.values returning an ndarray")
+                    import exchange_calendars
+
+                    calendar = exchange_calendars.get_calendar(
+                        "XNYS", start=f"{min(missing)}-01-01", end=f"{max(missing)}-12-31")
+                    days = [ts.date() for ts in calendar.early_closes]
+                for year in missing:
+                    _early[year] = frozenset(d for d in days if d.year == year)
+    return {d for y in range(start.year, end.year + 1) for d in _early[y] if start <= d <= end}

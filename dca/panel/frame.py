@@ -13,6 +13,7 @@ from dataclasses import replace
 
 import streamlit as st
 
+from dca.account_view import broker_mode
 from dca.bootstrap import Services, attach_ledger, build, build_plan_source
 from dca.engine import Engine
 from dca.errors import ConfigError, DcaError
@@ -60,12 +61,23 @@ def page_frame() -> Services:
     except (DcaError, OSError, sqlite3.Error) as e:
         st.error(f"Cannot start the services: {e}", icon=":material/error:")
         st.stop()
-    if settings.simulated:
-        # Shown above every page: nobody should mistake the simulation for real trading.
+    mode = broker_mode(settings.simulated, services.broker)
+    # Shown above every page: nobody should mistake the simulation for real trading, or a
+    # live account for a paper one.
+    if mode.label == "SIMULATED":
         st.warning(
             "**SIMULATED broker — no real money.** Orders go to a local simulated book, "
             "never to Interactive Brokers.",
             icon=":material/science:",
         )
+    elif mode.label == "PAPER":
+        st.info(f"**PAPER account {mode.account} at Interactive Brokers — no real money.**", icon=":material/school:")
+    elif mode.label == "LIVE":
+        st.error(f"**LIVE account {mode.account} at Interactive Brokers — real money.** Orders placed here are real.",
+                 icon=":material/payments:")
+    else:
+        st.error("**Interactive Brokers — the account is not known yet.** The gateway's login picks it; it may be "
+                 "a LIVE account with real money.", icon=":material/payments:")
+    st.sidebar.markdown(f"Broker: **{mode.label}**" + (f" `{mode.account}`" if mode.account else ""))
     st.sidebar.caption(f"Buys run at {settings.run_time:%H:%M} New York time on NYSE trading days.")
     return services

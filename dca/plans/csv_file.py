@@ -310,6 +310,15 @@ def _looks_separated_by_other_than_comma(table: list[list[str]]) -> bool:
     )
 
 
+class PlanConflict(PlanError):
+    """The plan file changed since the panel loaded it, where the person edited: nothing
+    was written; reload and make the change again."""
+
+
+def _clean_cell(value: object) -> str:
+    return str(value).replace("\u00a0", " ").strip()
+
+
 class CsvPlanSource:
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -361,6 +370,155 @@ class CsvPlanSource:
 
         self._rewrite(put_logs, expected_digest=None)
         return found
+
+    def cells(self) -> list[dict[str, str]]:
+        """Every non-blank row below the header, as its cells read (by plan column, plus
+        "Row", the line number as the person sees it): what the panel's editor shows, bad
+        cells included, so a person can mend them."""
+        document = _Document.read(self._read(), self.path)
+        document.parse()
+        header_index = document.header_index()
+        columns = {canonical_header(c.value): i for i, c in enumerate(document.records[header_index].cells)}
+        rows = []
+        for index in range(header_index + 1, len(document.records)):
+            cells = document.records[index].cells
+            values = {name: (cells[columns[name]].value if name in columns and columns[name] < len(cells) else "")
+                      for name in PLAN_COLUMNS}
+            if any(_clean_cell(values[n]) for n in PLAN_COLUMNS):
+                rows.append({"Row": str(index + 1), **values})
+        return rows
+
+    def write_cells(self, edits: Mapping[tuple[str, str], tuple[str, str]]) -> int:
+        """Write what the person changed in the panel, as the sheet's `write_cells` does:
+        (row ID, column) -> (value as loaded, new value). Only those cells are written, each
+        found by its row's ID now; if any of them changed in the file since it was loaded,
+        nothing is written and PlanConflict says which (reload, then edit again). Returns
+        the number of cells written."""
+        written = 0
+
+        def put_cells(document: _Document, column) -> dict[int, dict[int, str]]:
+            nonlocal written
+            rows_by_id = self._rows_by_id(document, column)
+            conflicts, changes = [], {}
+            for (row_id, name), (loaded, new) in edits.items():
+                name = canonical_header(name) or name
+                index = rows_by_id.get(row_id)
+                if index is None or name not in PLAN_COLUMNS or name == "ID":
+                    conflicts.append(f"row {row_id} or its {name} column is no longer in the file")
+                    continue
+                col = column(name)
+                cells = document.records[index].cells
+                now = cells[col].value if col < len(cells) else ""
+                if _clean_cell(now) != _clean_cell(loaded):
+                    conflicts.append(f"{name} of row {index + 1} is now {quote_cell(now)}, not {quote_cell(loaded)}")
+                    continue
+                if now != new:
+                    changes.setdefault(index, {})[col] = str(new)
+                    written += 1
+            if conflicts:
+                raise PlanConflict(f"plan file {self.path} changed since it was loaded, so nothing was written: "
+                                   + "; ".join(conflicts) + ". Reload and make the change again")
+            return changes
+
+        self._rewrite(put_cells, expected_digest=None)
+        return written
+
+    @staticmethod
+    def _rows_by_id(document: _Document, column) -> dict[str, int]:
+        id_col = column("ID", add=False)
+        rows: dict[str, int] = {}
+        if id_col is not None:
+            for index in range(document.header_index() + 1, len(document.records)):
+                cells = document.records[index].cells
+                if id_col < len(cells) and _clean_cell(cells[id_col].value):
+                    rows.setdefault(_clean_cell(cells[id_col].value), index)
+        return rows
+
+    def add_rows(self, rows: list[Mapping[str, str]]) -> int:
+        """Append rows (plan column -> value) after the last row; they get their IDs at the
+        next run, as any row typed into the file does. Returns the number added."""
+        rows = [r for r in rows if any(_clean_cell(r.get(n, "")) for n in REQUIRED_COLUMNS)]
+        if not rows:
+            return 0
+
+        def append(document: _Document, column) -> bytes:
+            header = [c.value for c in document.records[document.header_index()].cells]
+            positions = {canonical_header(c): i for i, c in enumerate(header)}
+            width = len(header)
+            text = document.text
+            found = _LINE_END.search(text)
+            newline = found.group() if found else "\n"
+            lines = []
+            for row in rows:
+                cells = [""] * width
+                for name, value in row.items():
+                    if name in positions and name != "ID":
+                        cells[positions[name]] = document.encode_cell(str(value), False)
+                lines.append(document.separator.join(cells))
+            body = text.rstrip("\r\n")
+            trailing = text[len(body):]
+            return (body + newline + newline.join(lines) + (trailing or newline)).encode(document.codec)
+
+        self._replace(append)
+        return len(rows)
+
+    def delete_rows(self, loaded: Mapping[str, Mapping[str, str]]) -> int:
+        """Remove whole rows, found by ID: row ID -> its cells as loaded (plan column ->
+        value). A row whose cells changed since, or that is gone, is a PlanConflict and
+        nothing is removed. The ledger keeps a deleted row's history."""
+
+        def remove(document: _Document, column) -> bytes:
+            rows_by_id = self._rows_by_id(document, column)
+            conflicts, spans = [], []
+            for row_id, cells_loaded in loaded.items():
+                index = rows_by_id.get(row_id)
+                if index is None:
+                    conflicts.append(f"row {row_id} is no longer in the file")
+                    continue
+                record = document.records[index]
+                for name, value in cells_loaded.items():
+                    col = column(name, add=False) if name in PLAN_COLUMNS else None
+                    now = record.cells[col].value if col is not None and col < len(record.cells) else ""
+                    if col is not None and _clean_cell(now) != _clean_cell(value):
+                        conflicts.append(f"{name} of row {index + 1} is now {quote_cell(now)}, not {quote_cell(value)}")
+                start = record.cells[0].start if record.cells else record.end
+                end = record.end
+                match = _LINE_END.match(document.text, end)
+                spans.append((start, match.end() if match else end))
+            if conflicts:
+                raise PlanConflict(f"plan file {self.path} changed since it was loaded, so nothing was deleted: "
+                                   + "; ".join(conflicts) + ". Reload and delete again")
+            pieces, done = [], 0
+            for start, end in sorted(spans):
+                pieces += [document.text[done:start]]
+                done = end
+            pieces.append(document.text[done:])
+            return "".join(pieces).encode(document.codec)
+
+        self._replace(remove)
+        return len(loaded)
+
+    def _replace(self, make) -> None:
+        """Write the bytes `make(document, column)` returns, refusing if the file changed
+        meanwhile (as `_rewrite`, for edits that are not cell by cell)."""
+        self._check_writable()
+        raw = self._read()
+        document = _Document.read(raw, self.path)
+        document.parse()
+        header = [c.value for c in document.records[document.header_index()].cells]
+
+        def column(name: str, add: bool = True) -> int | None:
+            return next((i for i, c in enumerate(header) if canonical_header(c) == name), None)
+
+        new_raw = make(document, column)
+        if new_raw == raw:
+            return
+        try:
+            _atomic_write(self.path, new_raw, still_unchanged=lambda: self._read() == raw)
+        except _EditedMeanwhile:
+            raise PlanConflict(f"plan file {self.path} was edited during the update; reload and try again") from None
+        except OSError as e:
+            raise PlanError(f"cannot write plan file {self.path}: {e.strerror}") from e
 
     def _rewrite(self, change, expected_digest: str | None) -> None:
         self._check_writable()

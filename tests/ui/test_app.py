@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
 
 import pytest
@@ -51,7 +50,7 @@ def test_first_start_creates_the_example_plan_and_shows_it(tmp_path):
     assert at.title[0].value == "Plan"
     [table] = at.dataframe
     df = table.value
-    assert list(df.columns) == ["Row", "Status", "Stock Symbol", "Amount (USD)", "Frequency", "ID", "Log"]
+    assert list(df.columns) == ["Row", "Status", "Stock Symbol", "Amount (USD)", "Frequency", "Log", "ID"]
     assert sorted(df["Stock Symbol"]) == ["AAPL", "SPY", "TSLA", "VTI"]
     assert dict(zip(df["Stock Symbol"], df["Status"]))["TSLA"] == "Inactive"
     assert df["ID"].str.fullmatch(r"r[0-9a-f]{10}").all()  # the example comes with IDs
@@ -65,9 +64,9 @@ def test_first_start_creates_the_example_plan_and_shows_it(tmp_path):
 def test_every_page_says_the_broker_is_simulated():
     at = start()
     assert any(BANNER in w for w in texts(at.warning))
-    at.switch_page("pages/upcoming.py").run()
+    at.switch_page("pages/calendar.py").run()
     assert not at.exception
-    assert at.title[0].value == "Upcoming"
+    assert at.title[0].value == "Calendar"
     assert any(BANNER in w for w in texts(at.warning))
 
 
@@ -87,9 +86,11 @@ def test_a_bad_active_row_is_named_and_the_valid_rows_still_show(tmp_path, monke
     assert "must be more than $0" in error
     warnings = [w for w in texts(at.warning) if BANNER not in w]
     assert len(warnings) == 1 and warnings[0].startswith("Row 5: ") and "Inactive" in warnings[0]
+    # The editor shows every row as written, the bad ones too, so they can be mended there.
     df = at.dataframe[0].value
-    assert list(df["Stock Symbol"]) == ["VTI", "SPY"]
-    assert list(df["Row"]) == [2, 4]
+    assert list(df["Stock Symbol"]) == ["VTI", "QQQ", "SPY", "BAD!"]
+    assert list(df["Row"]) == [2, 3, 4, 5]
+    assert df["Amount (USD)"].isna().tolist() == [False, True, False, False]  # -5 is no amount to edit
     assert not (tmp_path / "home" / "plan.csv").exists()  # no example beside a chosen plan
 
 
@@ -101,12 +102,12 @@ PLAN_FOR_JUNE_2027 = (
 )
 
 
-def test_upcoming_lists_the_next_30_days_from_a_pinned_today(tmp_path, monkeypatch):
+def test_the_calendar_lists_the_next_4_weeks_from_a_pinned_today(tmp_path, monkeypatch):
     write_plan(tmp_path, monkeypatch, PLAN_FOR_JUNE_2027)
     at = start(today="2027-05-28")
-    at.switch_page("pages/upcoming.py").run()
+    at.switch_page("pages/calendar.py").run()
     assert not at.exception
-    assert at.date_input(key="upcoming_range").value == (date(2027, 5, 28), date(2027, 6, 27))
+    assert at.number_input(key="calendar_weeks").value == 4
     df = at.dataframe[0].value
     rows = list(zip(df["Date/time (ET)"], df["Stock Symbol"], df["Amount (USD)"], df["Frequency"]))
     assert rows == [
@@ -121,22 +122,26 @@ def test_upcoming_lists_the_next_30_days_from_a_pinned_today(tmp_path, monkeypat
     assert at.get("vega_lite_chart")  # the per-day chart is drawn
 
 
-def test_upcoming_follows_the_picked_range(tmp_path, monkeypatch):
+def test_the_calendar_list_follows_the_weeks_and_the_symbol_filter(tmp_path, monkeypatch):
     write_plan(tmp_path, monkeypatch, PLAN_FOR_JUNE_2027)
     at = start(today="2027-05-28")
-    at.switch_page("pages/upcoming.py").run()
-    at.date_input(key="upcoming_range").set_value((date(2027, 6, 22), date(2027, 7, 2))).run()
+    at.switch_page("pages/calendar.py").run()
+    at.number_input(key="calendar_weeks").set_value(5).run()  # to 2027-07-02
+    at.multiselect(key="calendar_symbols").set_value(["VTI"]).run()
     assert not at.exception
     df = at.dataframe[0].value
     assert list(zip(df["Date/time (ET)"], df["Stock Symbol"])) == [
-        ("2027-06-28 09:00", "SPY"),
+        ("2027-06-01 09:00", "VTI"),
         ("2027-07-01 09:00", "VTI"),
     ]
+    weeks, months = at.dataframe[1].value, at.dataframe[2].value
+    assert list(zip(weeks["Week of (Mon)"], weeks["USD"])) == [("2027-05-31", 1000.0), ("2027-06-28", 1000.0)]
+    assert list(zip(months["Month"], months["USD"])) == [("2027-06", 1000.0), ("2027-07", 1000.0)]
 
 
 def test_a_malformed_today_is_ignored_with_a_warning():
     at = start(today="tomorrow")
-    at.switch_page("pages/upcoming.py").run()
+    at.switch_page("pages/calendar.py").run()
     assert not at.exception
     assert any("today=tomorrow" in w for w in texts(at.warning))
     assert at.dataframe  # the real clock was used instead
@@ -151,7 +156,7 @@ def test_a_bad_setting_is_named_without_a_traceback(monkeypatch):
     assert not at.title  # nothing else ran
 
 
-@pytest.mark.parametrize("page", [None, "pages/upcoming.py"])
+@pytest.mark.parametrize("page", [None, "pages/calendar.py"])
 def test_an_unreadable_plan_is_an_error_not_an_exception(tmp_path, monkeypatch, page):
     missing = tmp_path / "nowhere" / "plan.csv"
     monkeypatch.setenv("DCA_PLAN", str(missing))
@@ -174,7 +179,7 @@ def test_upcoming_leaves_out_what_filled_and_shows_a_due_catch_up_as_due_now(tmp
     plan.write_text(plan.read_text() + "Active,QQQ,50,Daily,,q1\n")
     with time_machine.travel("2026-12-01 15:20:00+00:00", tick=False):  # 10:20 in New York
         at = start()
-        at.switch_page("pages/upcoming.py").run()
+        at.switch_page("pages/calendar.py").run()
     assert not at.exception
     assert any(BANNER in w for w in texts(at.warning))
     df = at.dataframe[0].value
@@ -186,9 +191,9 @@ def test_upcoming_leaves_out_what_filled_and_shows_a_due_catch_up_as_due_now(tmp
     ]
     assert "VTI" not in set(df["Stock Symbol"])  # filled: not listed as to come
     assert ("2026-12-07 09:00", "SPY", "scheduled") in rows
-    # 2026-12-01 to 2026-12-31: QQQ on 22 trading days, SPY on 4 Mondays (07, 14, 21, 28).
-    assert [m.value for m in at.metric] == [f"${22 * 50 + 4 * 500:,.2f}", str(22 + 4), "1"]
-    [recorded] = at.dataframe[1:]
+    # 4 weeks, 2026-12-01 to 2026-12-29: QQQ on 20 trading days, SPY on 4 Mondays (07, 14, 21, 28).
+    assert [m.value for m in at.metric] == [f"${20 * 50 + 4 * 500:,.2f}", str(20 + 4), "1"]
+    recorded = at.dataframe[-1]  # after the list and its week and month totals
     assert list(zip(recorded.value["Stock Symbol"], recorded.value["State"])) == [("VTI", "filled")]
 
 
@@ -200,7 +205,7 @@ def test_services_are_built_once_per_process_not_on_every_rerun(monkeypatch):
     monkeypatch.setattr(frame, "build", lambda settings: builds.append(settings) or real_build(settings))
     at = start()
     at.run()
-    at.switch_page("pages/upcoming.py").run()
+    at.switch_page("pages/calendar.py").run()
     at.run()
     assert not at.exception
     assert len(builds) == 1

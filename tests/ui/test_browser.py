@@ -69,18 +69,61 @@ def page():
         browser.close()
 
 
-def test_the_panel_shows_the_example_plan_and_upcoming_buys_with_the_simulated_banner(panel, page, tmp_path):
-    page.goto(panel)
-    page.get_by_text("SIMULATED broker — no real money").wait_for(timeout=30000)
-    page.get_by_role("heading", name="Plan").wait_for()
-    table = page.locator("[data-testid='stDataFrame']")
-    table.wait_for()
-    page.screenshot(path=str(tmp_path / "plan.png"))
-    assert (tmp_path / "home" / "plan.csv").exists()
+PAGES = [("Calendar", "Calendar"), ("History", "History"), ("Run now", "Run now"), ("Portfolio", "Portfolio"),
+         ("Status", "Status")]
+BANNER = "SIMULATED broker — no real money"
+# Screenshots of every page, for a person to look at (git-ignored).
+SHOTS = Path(os.environ.get("DCA_SCREENSHOTS", REPO / "screenshots"))
 
-    page.get_by_role("link", name="Upcoming").click()
-    page.get_by_role("heading", name="Upcoming").wait_for(timeout=30000)
-    page.get_by_text("SIMULATED broker — no real money").wait_for()
-    page.get_by_text("Executions").wait_for()
-    page.screenshot(path=str(tmp_path / "upcoming.png"))
-    assert "Total in range" in page.content()
+
+def settle(page) -> None:
+    """Wait until Streamlit has finished the rerun (its status widget disappears)."""
+    page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=30000)
+
+
+def test_every_page_renders_with_the_banner_and_a_plan_edit_is_saved(panel, page, tmp_path):
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    # The panel makes no outside request at all (it must work offline and leak nothing).
+    outside: list[str] = []
+    page.on("request", lambda r: None if r.url.startswith((panel, "data:", "blob:")) else outside.append(r.url))
+    SHOTS.mkdir(parents=True, exist_ok=True)
+
+    page.goto(panel)
+    page.get_by_text(BANNER).wait_for(timeout=30000)
+    page.get_by_role("heading", name="Plan").wait_for()
+    grid = page.locator("[data-testid='stDataFrame']")
+    grid.wait_for()
+    settle(page)
+    page.screenshot(path=str(SHOTS / "plan.png"), full_page=True)
+
+    # Edit the first row's Amount in the grid (a canvas: click its first cell, move right
+    # to Amount (USD), type), then save: only that cell changes in the file.
+    plan = tmp_path / "home" / "plan.csv"
+    before = plan.read_text().splitlines()
+    box = grid.bounding_box()
+    page.mouse.click(box["x"] + 55, box["y"] + 35 + 17)  # past the row-selection column
+    for _ in range(3):
+        page.keyboard.press("ArrowRight")
+    page.keyboard.press("Enter")  # opens the cell's editor
+    editor = page.locator("#portal input").first
+    editor.wait_for(timeout=10000)
+    editor.fill("25")
+    editor.press("Enter")
+    page.get_by_text("Unsaved: 1 changed cell(s).").wait_for(timeout=30000)
+    page.get_by_role("button", name="Save changes").click()
+    page.get_by_text("Saved: 1 cell(s) written.").wait_for(timeout=30000)
+    after = plan.read_text().splitlines()
+    assert after[1] == before[1].replace("AAPL,10,", "AAPL,25,") and after[2:] == before[2:]
+
+    for link, heading in PAGES:
+        page.get_by_role("link", name=link).click()
+        page.get_by_role("heading", name=heading).wait_for(timeout=30000)
+        page.get_by_text(BANNER).wait_for()
+        settle(page)
+        assert page.locator("[data-testid='stException']").count() == 0, link
+        page.screenshot(path=str(SHOTS / f"{link.lower().replace(' ', '-')}.png"), full_page=True)
+    assert page.locator("table.dca-month").count() == 0  # left the Calendar: its grid is gone
+    assert not outside, outside
+    assert not errors, errors

@@ -32,7 +32,9 @@ def test_a_huge_cell_is_an_error_on_its_row_in_the_panel(tmp_path, monkeypatch):
     assert not at.exception
     (error,) = [e.value for e in at.error]
     assert error.startswith("Row 3: the cell in column E holds 1,048,576 characters") and len(error) < 300
-    assert list(at.dataframe[0].value["Stock Symbol"]) == ["SPY"]
+    shown = at.dataframe[0].value
+    assert list(shown["Stock Symbol"]) == ["SPY", "VTI"]
+    assert shown["Log"][1].endswith("… (1,048,576 characters)") and len(shown["Log"][1]) < 600
 
 
 def test_an_unterminated_quote_is_a_plan_error_in_the_panel(tmp_path, monkeypatch):
