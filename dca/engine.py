@@ -440,7 +440,6 @@ class _Run:
         return quotes
 
     def _buy(self, row: PlanRow, day: date, quote: Quote) -> None:
-        options = self.e.options
         if quote.price is None and quote.unknown_symbol:
             issue = RowIssue(row.row_number, f"Row {row.row_number}: {quote.problem}; nothing is bought for it "
                              "until the symbol is corrected", True, row.row_id, row.symbol, row.log)

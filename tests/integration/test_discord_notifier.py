@@ -13,7 +13,7 @@ from dca.delivery import deliver_notifications
 from dca.errors import NotifyError
 from dca.ledger import Ledger
 from dca.notify.discord import DiscordNotifier, check_webhook_url, embed_for, embed_size
-from dca.notify.rules import Rules
+
 from dca.ports import Notification
 from tests.fakes import FakeClock
 from tests.fakes.discord_api import TOKEN, WEBHOOK_ID, discord_api, limit_errors  # noqa: F401 (fixture)
