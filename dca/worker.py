@@ -45,6 +45,7 @@ from dca.schedule_rules import NEW_YORK, scheduled_at
 logger = logging.getLogger(__name__)
 
 CLOSE = time(16, 0)  # NYSE's regular close, New York time: retries stop here
+EARLY_CLOSE = time(13, 0)  # or here on an early-close day (the day after Thanksgiving, Christmas Eve)
 TICK_SECONDS = 60.0  # the longest the loop sleeps: heartbeat and keep-alive cadence
 LOCK_POLL_SECONDS = 1.0
 
@@ -221,7 +222,7 @@ class Worker:
         if not self.needs_retry or self.busy or self.retry_at is None or now < self.retry_at:
             return
         ny_now = now.astimezone(NEW_YORK)
-        if self._trading_day(ny_now.date()) and ny_now.time() < CLOSE:
+        if self._trading_day(ny_now.date()) and ny_now.time() < self._close_on(ny_now.date()):
             self.request_run("retry")
 
     # -- runs ---------------------------------------------------------------------------------
@@ -391,6 +392,16 @@ class Worker:
 
     # -- time ---------------------------------------------------------------------------------
 
+    def _close_on(self, day: date) -> time:
+        """The close of a trading day: 13:00 on XNYS's early closes, else 16:00."""
+        from dca.trading_calendar import early_closes
+
+        try:
+            return EARLY_CLOSE if day in early_closes(day, day) else CLOSE
+        except Exception as error:  # the calendar library unusable: the regular close
+            logger.warning("could not read early closes (%s); retrying until 16:00", error)
+            return CLOSE
+
     def _trading_day(self, day: date) -> bool:
         return bool(self.s.schedule.between(Frequency.DAILY, day, day))
 
@@ -408,7 +419,8 @@ class Worker:
                       if scheduled_at(d, self.run_time) > now)
         if self.needs_retry and self.retry_at is not None:
             retry = max(self.retry_at, now)
-            if retry.astimezone(NEW_YORK).time() < CLOSE and self._trading_day(retry.astimezone(NEW_YORK).date()):
+            day = retry.astimezone(NEW_YORK).date()
+            if self._trading_day(day) and retry.astimezone(NEW_YORK).time() < self._close_on(day):
                 return min(moment, retry)
         return moment
 

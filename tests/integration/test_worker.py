@@ -246,6 +246,17 @@ def test_retries_stop_at_the_close(tmp_path):
         assert services.ledger.heartbeat()["next_run"] == "2027-05-05T09:00:00-04:00"
 
 
+def test_retries_stop_at_an_early_close(tmp_path):
+    broker = FakeBroker(ready=False)
+    with travel(ny(2026, 11, 27, 12, 20)) as t:  # the day after Thanksgiving: XNYS closes at 13:00
+        services = make_services(tmp_path, broker=broker)
+        worker = make_worker(services, t)
+        worker.start()
+        drive(worker, ny(2026, 11, 27, 17, 0))
+        assert [f"{r.astimezone(ZoneInfo('America/New_York')):%H:%M}" for r in runs(services)] == [
+            "12:20", "12:35", "12:50"]
+
+
 def test_the_preflight_warns_before_the_run_with_what_to_do(tmp_path):
     class GatewayBroker(FakeBroker):
         login_url = "https://localhost:5000"
