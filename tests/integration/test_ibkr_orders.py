@@ -14,11 +14,9 @@ from dca.brokers.ibkr import IbkrBroker, IbkrConfig, build_client
 from dca.domain import Outcome
 from dca.ports import OrderRequest
 from tests.conftest import ny
-from tests.fakes import FakeClock
 from tests.fakes.ibkr_gateway import DROP, IbkrGateway
 
-TUESDAY = ny(2026, 12, 1, 9, 0, 30)
-ACCOUNT = "DU1234567"
+from tests.fakes.ibkr_fixtures import ACCOUNT, TUESDAY, clock, gateway, no_ibind_environment  # noqa: F401 (fixtures)
 
 
 def crash_at(step_name):
@@ -26,27 +24,6 @@ def crash_at(step_name):
         if step == step_name:
             raise KeyboardInterrupt  # like a kill: not an Exception, so nothing catches it
     return checkpoint
-
-
-@pytest.fixture(autouse=True)
-def no_ibind_environment(monkeypatch):
-    for key in ("IBIND_REST_URL", "IBIND_ACCOUNT_ID", "IBIND_USE_OAUTH"):
-        monkeypatch.delenv(key, raising=False)
-
-
-@pytest.fixture
-def clock():
-    return FakeClock()
-
-
-@pytest.fixture
-def gateway(clock):
-    gw = IbkrGateway(clock=clock, account=ACCOUNT)
-    gw.today = TUESDAY.date()
-    running = gw.serve()
-    gw.url = running.url
-    yield gw
-    running.stop()
 
 
 @pytest.fixture
