@@ -91,18 +91,23 @@ def test_run_now_previews_then_buys_once(plan, tmp_path):
         assert Ledger(tmp_path / "home" / "ledger.sqlite3").history() == []  # a preview records nothing
         assert any("Stock Symbol" in e.value or "Amount" in e.value for e in at.error)  # QQQ's bad amount
         at.button(key="run_now").click().run()
+        assert Ledger(tmp_path / "home" / "ledger.sqlite3").history() == []  # asks first
+        at.button(key="run_confirm").click().run()
         df = at.dataframe[0].value
         assert set(zip(df["Symbol"], df["Outcome"])) == {("SPY", "filled"), ("VTI", "filled")}
         at.button(key="run_now").click().run()
         assert any("nothing due" in m.value for m in at.markdown)
+        assert not [b for b in at.button if b.key == "run_confirm"]  # nothing to confirm
     assert len(Ledger(tmp_path / "home" / "ledger.sqlite3").history()) == 2
 
 
 def test_run_now_says_so_when_another_run_holds_the_lock(plan, tmp_path, monkeypatch):
     monkeypatch.setenv("DCA_LOCK_TIMEOUT", "0")  # do not wait at all in the test
-    at = page("run")
-    with Ledger(tmp_path / "home" / "ledger.sqlite3").run_lock():  # e.g. the worker's run
+    with time_machine.travel("2027-03-01 14:01:00+00:00", tick=False):
+        at = page("run")
         at.button(key="run_now").click().run()
+        with Ledger(tmp_path / "home" / "ledger.sqlite3").run_lock():  # e.g. the worker's run
+            at.button(key="run_confirm").click().run()
     assert any("another run is still in progress" in e.value for e in at.error)
     assert Ledger(tmp_path / "home" / "ledger.sqlite3").history() == []
 
