@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import altair as alt
 import pandas as pd
@@ -14,7 +14,10 @@ from dca.bootstrap import Services
 from dca.domain import Outcome, format_money
 from dca.execution import today_in_new_york
 from dca.history_views import average_prices, cumulative_invested, filter_history, invested_per_month, outcome_counts
+from dca.errors import DcaError
+from dca.panel.carry_panel import show_carry_notes
 from dca.panel.frame import page_frame
+from dca.schedule_rules import NEW_YORK
 
 services: Services = page_frame()
 st.title("History")
@@ -48,6 +51,11 @@ b.metric("Filled", len(filled))
 c.metric("Not bought", sum(1 for e in chosen if e.status in (Outcome.FAILED, Outcome.SKIPPED, Outcome.MISSED,
                                                                 Outcome.ERROR)),
          help="failed, skipped, missed or error")
+try:
+    plan_rows = services.plan_source.load().rows
+except DcaError:
+    plan_rows = []  # the Plan and Status pages say why; the history stands without it
+show_carry_notes(services, [r for r in plan_rows if not symbols or r.symbol in symbols], datetime.now(NEW_YORK))
 
 rows = [e.as_dict() for e in chosen]
 table = pd.DataFrame([
