@@ -17,7 +17,7 @@ from dca.domain import Outcome, format_money
 from dca.errors import DcaError
 from dca.panel.carry_panel import show_carry_notes
 from dca.panel.frame import page_frame
-from dca.panel.history_cache import TABLE_ROWS, executions, ledger_stamp, view
+from dca.panel.history_cache import TABLE_ROWS, csv_of, executions, ledger_stamp, view
 from dca.schedule_rules import NEW_YORK
 
 services: Services = page_frame()
@@ -61,8 +61,9 @@ st.dataframe(chosen["table"], hide_index=True, width="stretch", column_config={
     "Cost": st.column_config.NumberColumn(format="dollar"),
     "Carry": st.column_config.NumberColumn(format="dollar"),
 })
-st.download_button("Download CSV", chosen["csv"], file_name="dca-history.csv", mime="text/csv",
-                   icon=":material/download:")
+filters = (path, stamp, picked[0], picked[1], tuple(symbols), tuple(statuses))
+st.download_button("Download CSV", lambda: csv_of(*filters), file_name="dca-history.csv", mime="text/csv",
+                   icon=":material/download:", key="history_csv")
 
 if chosen["filled"]:
     st.subheader("Invested over time")

@@ -71,12 +71,6 @@ def view(path: str, stamp: tuple, start: date, end: date, symbols: tuple[str, ..
         }
         for e in latest
     ])
-    out = io.StringIO()
-    if chosen:
-        rows = [e.as_dict() for e in chosen]
-        writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
     invested = pd.DataFrame([{"Day": p.day.isoformat(), "Symbol": p.symbol, "USD": float(p.invested)}
                              for p in cumulative_invested(chosen)]) if filled else None
     months = pd.DataFrame([{"Month": m, "Symbol": s, "USD": float(v)}
@@ -85,9 +79,28 @@ def view(path: str, stamp: tuple, start: date, end: date, symbols: tuple[str, ..
         {"Day": p.day.isoformat(), "Symbol": p.symbol, "Paid": float(p.price_paid), "Average": float(p.average_price)}
         for p in average_prices(chosen)
     ]) if filled else None
+    # One point per symbol and day (the day's last): a chart of every fill of a big ledger
+    # is slow to send and draw, and shows nothing more.
+    if invested is not None:
+        invested = invested.groupby(["Day", "Symbol"], as_index=False, sort=False).last()
+    if prices is not None:
+        prices = prices.groupby(["Day", "Symbol"], as_index=False, sort=False).last()
     not_bought = sum(1 for e in chosen if e.status in (Outcome.FAILED, Outcome.SKIPPED, Outcome.MISSED, Outcome.ERROR))
     return {
         "count": len(chosen), "filled": len(filled), "invested": sum((e.cost for e in filled), start=0) or 0,
-        "not_bought": not_bought, "table": table, "csv": out.getvalue(), "invested_chart": invested,
+        "not_bought": not_bought, "table": table, "invested_chart": invested,
         "months": months, "prices": prices, "outcomes": outcome_counts(chosen),
     }
+
+
+@st.cache_data(max_entries=2, show_spinner=False)
+def csv_of(path: str, stamp: tuple, start: date, end: date, symbols: tuple[str, ...], statuses: tuple[str, ...]) -> str:
+    """Every chosen execution as CSV; built when the download is asked for, not on each rerun."""
+    chosen = filter_history(executions(path, stamp)[0], start, end, list(symbols), list(statuses))
+    out = io.StringIO()
+    if chosen:
+        rows = [e.as_dict() for e in chosen]
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return out.getvalue()

@@ -120,3 +120,23 @@ def test_status_shows_problems_last_run_and_masked_settings(plan, tmp_path, monk
     assert at.metric[0].value == "2027-03-01 09:01"
     settings = at.dataframe[0].value
     assert "max_order_usd" in set(settings["Setting"])
+
+
+def test_history_csv_has_every_chosen_execution(plan, tmp_path):
+    from datetime import date
+
+    from dca.panel.history_cache import csv_of, ledger_stamp
+
+    history_of_three_months(plan)
+    path = tmp_path / "home" / "ledger.sqlite3"
+    lines = csv_of(str(path), ledger_stamp(path), date(2027, 1, 1), date(2027, 12, 31), ("VTI",), ()).splitlines()
+    assert len(lines) == 1 + 3 and lines[0].startswith("row_id,") and all(",VTI," in line for line in lines[1:])
+
+
+def test_the_history_cache_sees_a_new_run(plan, tmp_path):
+    history_of_three_months(plan)
+    at = page("history")
+    assert len(at.dataframe[0].value) == 13
+    assert main(["run", "--now", "2027-05-10T09:01", "--plan", str(plan)]) in (0, 1)
+    at = page("history")  # a new visit; the process's caches are kept, as on a running server
+    assert len(at.dataframe[0].value) == 14
