@@ -23,12 +23,13 @@ from dca.errors import DcaError
 from dca.one_off import manual_row_id, place_one_off
 from dca.panel.frame import page_frame
 from dca.panel.run_flow import (
+    confirmation_for,
     confirmation_text,
     new_one_off_key,
     one_off_confirmation_text,
     orders_blocked_reason,
     planned_count,
-    planned_total,
+    still_confirmed,
 )
 from dca.schedule_rules import NEW_YORK
 
@@ -104,14 +105,14 @@ if right.button("Run now…", type="primary", icon=":material/play_arrow:", key=
     # The confirmation is made from a fresh preview, so it names what would really be bought.
     result = preview(now)
     st.session_state["run_result"] = result
-    if isinstance(result, RunReport) and planned_count(result):
-        st.session_state["run_pending"] = {"total": planned_total(result), "buys": planned_count(result)}
-    else:
-        st.session_state.pop("run_pending", None)
+    st.session_state["run_pending"] = confirmation_for(result) if isinstance(result, RunReport) else None
 
 pending = st.session_state.get("run_pending")
 if pending and not blocked:
     with st.container(border=True):
+        if st.session_state.pop("run_changed", False):
+            st.warning("What is due changed since you were asked, so nothing was bought. Look at the preview "
+                       "below and confirm again.", icon=":material/update:")
         st.markdown("**" + confirmation_text(pending["total"], pending["buys"], mode) + "**")
         yes, no = st.columns(2)
         if no.button("Cancel", key="run_cancel"):
@@ -119,12 +120,19 @@ if pending and not blocked:
             st.rerun()
         if yes.button("Confirm and buy", type="primary", icon=":material/check:", key="run_confirm"):
             st.session_state.pop("run_pending", None)
-            with st.spinner("Running…"):
-                try:
-                    wait = min(WAIT_FOR_ANOTHER_RUN_S, services.settings.lock_timeout_seconds)
-                    st.session_state["run_result"] = services.engine.run(datetime.now(NEW_YORK), lock_timeout=wait)
-                except DcaError as e:
-                    st.session_state["run_result"] = str(e)
+            at = datetime.now(NEW_YORK)
+            fresh = preview(at)
+            if isinstance(fresh, RunReport) and planned_count(fresh) and not still_confirmed(pending, fresh):
+                st.session_state["run_result"] = fresh
+                st.session_state["run_pending"] = confirmation_for(fresh)
+                st.session_state["run_changed"] = True
+            else:
+                with st.spinner("Running…"):
+                    try:
+                        wait = min(WAIT_FOR_ANOTHER_RUN_S, services.settings.lock_timeout_seconds)
+                        st.session_state["run_result"] = services.engine.run(at, lock_timeout=wait)
+                    except DcaError as e:
+                        st.session_state["run_result"] = str(e)
             st.rerun()
 
 result = st.session_state.get("run_result")

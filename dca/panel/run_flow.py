@@ -32,6 +32,25 @@ def planned_count(report: RunReport) -> int:
     return sum(1 for e in report.executions if e.status is Outcome.PLANNED)
 
 
+def planned_keys(report: RunReport) -> frozenset[tuple[str, str]]:
+    """What the person is asked to confirm: each planned (row ID, scheduled date)."""
+    return frozenset((e.row_id, e.scheduled_date.isoformat()) for e in report.executions
+                     if e.status is Outcome.PLANNED)
+
+
+def confirmation_for(report: RunReport) -> dict | None:
+    """The pending confirmation of a preview, or None when it plans no buy."""
+    if not planned_count(report):
+        return None
+    return {"total": planned_total(report), "buys": planned_count(report), "keys": planned_keys(report)}
+
+
+def still_confirmed(pending: dict, fresh: RunReport) -> bool:
+    """A confirmation holds only for what it named: if what is due changed since (a
+    confirmation left open past midnight, a plan edited meanwhile), ask again."""
+    return planned_keys(fresh) == pending["keys"] and planned_total(fresh) <= pending["total"] * Decimal("1.05")
+
+
 def account_words(mode: BrokerMode) -> str:
     if mode.label == "SIMULATED":
         return "the SIMULATED broker (no real money)"

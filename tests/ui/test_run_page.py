@@ -160,3 +160,45 @@ def test_confirmation_words_per_account():
     assert "1 buy for about $1,234.50" in confirmation_text(Decimal("1234.5"), 1, BrokerMode("PAPER", "DU1"))
     assert "PAPER account DU1 (no real money)" in one_off_confirmation_text("SPY", Decimal("5"), BrokerMode("PAPER", "DU1"))
     assert "may be LIVE" in confirmation_text(Decimal("1"), 2, BrokerMode("IBKR"))
+
+
+def test_a_confirmation_left_open_until_more_is_due_buys_nothing_and_asks_again(tmp_path, monkeypatch):
+    path = tmp_path / "plan.csv"
+    path.write_text(HEADER + "Active,SPY,700,Daily,,d1\n")
+    monkeypatch.setenv("DCA_PLAN", str(path))
+    with time_machine.travel(MONDAY_0901_NY, tick=False) as clock:
+        at = run_page()
+        at.button(key="run_now").click().run()
+        assert "Place 1 buy for about" in " ".join(bold(at))
+        clock.move_to("2027-03-02 14:01:00+00:00")  # Tuesday: Tuesday's buy is due, not Monday's
+        at.button(key="run_confirm").click().run()
+        assert not at.exception
+        assert history(tmp_path) == []
+        assert any("What is due changed since you were asked" in w.value for w in at.warning)
+        assert at.session_state["run_pending"]["keys"] == {("d1", "2027-03-02")}  # asked again, for Tuesday
+        at.button(key="run_confirm").click().run()
+    bought = [(e.scheduled_date.isoformat(), str(e.status)) for e in history(tmp_path)]
+    assert ("2027-03-02", "filled") in bought
+
+
+def test_still_confirmed_holds_only_for_what_was_named(tmp_path, monkeypatch):
+    from datetime import date, datetime, timezone
+
+    from dca.engine import RunReport
+    from dca.execution import Execution
+    from dca.domain import Outcome
+    from dca.panel.run_flow import confirmation_for, still_confirmed
+
+    def report(*planned):
+        r = RunReport(datetime(2027, 3, 1, 14, tzinfo=timezone.utc), "simulated", True, dry_run=True)
+        for row_id, cost in planned:
+            r.executions.append(Execution(row_id, date(2027, 3, 1), datetime(2027, 3, 1, 14, tzinfo=timezone.utc),
+                                          "SPY", "Daily", Decimal(cost), Outcome.PLANNED, cost=Decimal(cost)))
+        return r
+
+    pending = confirmation_for(report(("a", "100"), ("b", "200")))
+    assert pending["total"] == Decimal("300.00") and pending["buys"] == 2
+    assert still_confirmed(pending, report(("a", "101"), ("b", "210")))  # prices moved a little
+    assert not still_confirmed(pending, report(("a", "100"), ("b", "200"), ("c", "5")))  # more is due
+    assert not still_confirmed(pending, report(("a", "100"), ("b", "300")))  # far more money
+    assert confirmation_for(report()) is None
