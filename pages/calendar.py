@@ -23,6 +23,7 @@ from dca.bootstrap import Services
 from dca.calendar_view import MONTH_CSS, month_grid, month_html, month_totals, week_totals
 from dca.domain import format_money
 from dca.errors import PlanError
+from dca.panel.carry_panel import show_carry_notes
 from dca.panel.frame import page_frame
 from dca.queries import NextExecution, State, next_executions
 from dca.trading_calendar import early_closes
@@ -71,6 +72,7 @@ if plan.errors:
 
 symbols = st.multiselect("Symbols", sorted({r.symbol for r in plan.active_rows}), key="calendar_symbols",
                          placeholder="All symbols")
+show_carry_notes(services, [r for r in plan.rows if not symbols or r.symbol in symbols], now)
 
 
 def outlook_for(start: date, end: date):

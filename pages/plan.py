@@ -11,6 +11,7 @@ import streamlit as st
 from dca.bootstrap import Services
 from dca.domain import RowIssue
 from dca.errors import PlanError
+from dca.panel.carry_panel import show_carry_notes
 from dca.panel.frame import page_frame
 from dca.schedule_rules import NEW_YORK
 from dca.plan_editing import (
@@ -158,3 +159,4 @@ if plan.unidentified:
     numbers = ", ".join(str(n) for n in plan.unidentified)
     summary += f" Rows without an ID yet ({numbers}) get one on the next run."
 st.caption(summary)
+show_carry_notes(services, plan.rows, datetime.now(NEW_YORK))

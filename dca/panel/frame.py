@@ -81,3 +81,12 @@ def page_frame() -> Services:
     st.sidebar.markdown(f"Broker: **{mode.label}**" + (f" `{mode.account}`" if mode.account else ""))
     st.sidebar.caption(f"Buys run at {settings.run_time:%H:%M} New York time on NYSE trading days.")
     return services
+
+
+UNEXPECTED = ("Something went wrong on this page that the panel did not expect, so it stopped drawing it. "
+              "Reload the page to try again; if it stays, the details are in the panel's log (the terminal or "
+              "service running `streamlit run app.py`, and the log file of the Status page's settings).")
+
+
+def show_unexpected_error() -> None:
+    st.error(UNEXPECTED, icon=":material/report:")

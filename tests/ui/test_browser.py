@@ -127,3 +127,52 @@ def test_every_page_renders_with_the_banner_and_a_plan_edit_is_saved(panel, page
     assert page.locator("table.dca-month").count() == 0  # left the Calendar: its grid is gone
     assert not outside, outside
     assert not errors, errors
+
+
+def test_run_now_previews_confirms_and_buy_now_shows_in_the_history(panel, page, tmp_path):
+    """The real clicks AppTest cannot make: preview, the confirmation, buy now; the wall
+    clock decides whether a scheduled buy is due, so both answers are accepted there, while
+    the buy-now (any day, on the simulated broker) must fill and reach the History."""
+    from dca.ledger import Ledger
+
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(panel)
+    page.get_by_text(BANNER).wait_for(timeout=30000)
+    page.get_by_role("link", name="Run now").click()
+    page.get_by_role("heading", name="Run now").wait_for(timeout=30000)
+    settle(page)
+    page.get_by_role("button", name="Preview").click()
+    page.get_by_text("Would do:").wait_for(timeout=30000)
+    page.get_by_role("button", name="Run now…").click()
+    settle(page)
+    ledger = Ledger(tmp_path / "home" / "ledger.sqlite3")
+    if page.get_by_text("Nothing is due to buy right now").count() == 0:
+        page.get_by_text("on the SIMULATED broker (no real money)?").wait_for(timeout=30000)
+        assert ledger.history() == []  # asked, not yet bought
+        page.get_by_role("button", name="Confirm and buy").click()
+        page.get_by_text("Done:").wait_for(timeout=30000)
+        settle(page)
+    scheduled = len(ledger.history())
+
+    page.get_by_label("Amount (USD)").fill("2000")
+    page.get_by_label("Amount (USD)").press("Enter")
+    settle(page)
+    page.get_by_role("button", name="Buy now…").click()
+    page.get_by_text("now, once, outside the schedule").wait_for(timeout=30000)
+    page.get_by_role("button", name="Confirm and buy").dblclick()  # a double click is one order
+    page.get_by_text("Buy now:").first.wait_for(timeout=30000)
+    settle(page)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "run-now-done.png"), full_page=True)
+    one_offs = [e for e in ledger.history() if e.row_id.startswith("m-")]
+    assert len(one_offs) == 1 and str(one_offs[0].status) == "filled", (one_offs[0].amount_usd, one_offs[0].message)
+    assert len(ledger.history()) == scheduled + 1
+
+    page.get_by_role("link", name="History").click()
+    page.get_by_role("heading", name="History").wait_for(timeout=30000)
+    settle(page)
+    assert page.get_by_text("Nothing has been recorded yet").count() == 0
+    assert page.locator("[data-testid='stException']").count() == 0
+    assert not errors, errors

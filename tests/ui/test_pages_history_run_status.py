@@ -91,18 +91,23 @@ def test_run_now_previews_then_buys_once(plan, tmp_path):
         assert Ledger(tmp_path / "home" / "ledger.sqlite3").history() == []  # a preview records nothing
         assert any("Stock Symbol" in e.value or "Amount" in e.value for e in at.error)  # QQQ's bad amount
         at.button(key="run_now").click().run()
+        assert Ledger(tmp_path / "home" / "ledger.sqlite3").history() == []  # asks first
+        at.button(key="run_confirm").click().run()
         df = at.dataframe[0].value
         assert set(zip(df["Symbol"], df["Outcome"])) == {("SPY", "filled"), ("VTI", "filled")}
         at.button(key="run_now").click().run()
         assert any("nothing due" in m.value for m in at.markdown)
+        assert not [b for b in at.button if b.key == "run_confirm"]  # nothing to confirm
     assert len(Ledger(tmp_path / "home" / "ledger.sqlite3").history()) == 2
 
 
 def test_run_now_says_so_when_another_run_holds_the_lock(plan, tmp_path, monkeypatch):
     monkeypatch.setenv("DCA_LOCK_TIMEOUT", "0")  # do not wait at all in the test
-    at = page("run")
-    with Ledger(tmp_path / "home" / "ledger.sqlite3").run_lock():  # e.g. the worker's run
+    with time_machine.travel("2027-03-01 14:01:00+00:00", tick=False):
+        at = page("run")
         at.button(key="run_now").click().run()
+        with Ledger(tmp_path / "home" / "ledger.sqlite3").run_lock():  # e.g. the worker's run
+            at.button(key="run_confirm").click().run()
     assert any("another run is still in progress" in e.value for e in at.error)
     assert Ledger(tmp_path / "home" / "ledger.sqlite3").history() == []
 
@@ -115,3 +120,23 @@ def test_status_shows_problems_last_run_and_masked_settings(plan, tmp_path, monk
     assert at.metric[0].value == "2027-03-01 09:01"
     settings = at.dataframe[0].value
     assert "max_order_usd" in set(settings["Setting"])
+
+
+def test_history_csv_has_every_chosen_execution(plan, tmp_path):
+    from datetime import date
+
+    from dca.panel.history_cache import csv_of, ledger_stamp
+
+    history_of_three_months(plan)
+    path = tmp_path / "home" / "ledger.sqlite3"
+    lines = csv_of(str(path), ledger_stamp(path), date(2027, 1, 1), date(2027, 12, 31), ("VTI",), ()).splitlines()
+    assert len(lines) == 1 + 3 and lines[0].startswith("row_id,") and all(",VTI," in line for line in lines[1:])
+
+
+def test_the_history_cache_sees_a_new_run(plan, tmp_path):
+    history_of_three_months(plan)
+    at = page("history")
+    assert len(at.dataframe[0].value) == 13
+    assert main(["run", "--now", "2027-05-10T09:01", "--plan", str(plan)]) in (0, 1)
+    at = page("history")  # a new visit; the process's caches are kept, as on a running server
+    assert len(at.dataframe[0].value) == 14

@@ -1,0 +1,96 @@
+"""Carry in a person's words: a whole-share row whose amount buys less than one share
+saves up ("carries") until it can buy one, so "skipped" week after week is the plan
+working, not a fault. Here: the carry so far, the price of one share (the last one a run
+recorded), and the projected date of the first buy.
+
+`first_buy` is pure; `carry_notes` reads the ledger and the schedule for the pages.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from contextlib import closing
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+
+from dca.domain import PlanRow
+
+# How far ahead the projection looks; beyond it the page says "more than N years".
+HORIZON_YEARS = 5
+
+
+@dataclass(frozen=True)
+class LastPrice:
+    price: Decimal
+    on: date
+
+
+@dataclass(frozen=True)
+class CarryNote:
+    row: PlanRow
+    carry: Decimal
+    price: LastPrice
+    first_buy: date | None  # None: not within the horizon
+
+    @property
+    def text(self) -> str:
+        r = self.row
+        saved = (f"${self.carry:,.2f} saved so far" if self.carry > 0 else "nothing saved yet")
+        when = (f"the first buy is projected for **{self.first_buy:%a %d %b %Y}**" if self.first_buy
+                else f"the first buy is more than {HORIZON_YEARS} years away at this amount")
+        return (f"Row {r.row_number} {r.symbol} is saving up: ${r.amount:,.2f} {r.frequency.lower()} buys less than "
+                f"one share (${self.price.price:,.2f}, the last price recorded, on {self.price.on:%d %b %Y}). "
+                f"It has {saved}; {when}. Until then its runs say \"skipped\": that is the plan working.")
+
+
+def first_buy(amount: Decimal, carry: Decimal, price: Decimal, dates: Iterable[date]) -> date | None:
+    """The first of `dates` (the row's next scheduled ones, in order) by which the carry
+    plus `amount` per date reaches one share's `price`; None if none does."""
+    if amount <= 0:
+        return None
+    budget = carry
+    for day in dates:
+        budget += amount
+        if budget >= price:
+            return day
+    return None
+
+
+def is_carrying(amount: Decimal, price: Decimal | None) -> bool:
+    """The row's amount alone does not buy one share (so it saves up between buys)."""
+    return price is not None and 0 < amount < price
+
+
+def last_prices(db_path) -> dict[str, LastPrice]:
+    """The last price a run recorded per symbol, in one query (no history read)."""
+    try:
+        with closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)) as db:
+            # SQLite takes the bare columns from the row holding max(id).
+            rows = db.execute("SELECT symbol, price, scheduled_date, max(id) FROM executions "
+                              "WHERE price IS NOT NULL GROUP BY symbol").fetchall()
+    except sqlite3.Error:  # no ledger yet
+        return {}
+    return {symbol: LastPrice(Decimal(price), date.fromisoformat(day)) for symbol, price, day, _ in rows}
+
+
+def carry_notes(rows: Sequence[PlanRow], ledger, schedule, today: date, fractional: bool = False) -> list[CarryNote]:
+    """A note for each active row that is saving up for a share (none when fractional
+    shares are bought: nothing is carried then)."""
+    if fractional:
+        return []
+    prices = last_prices(ledger.path)
+    notes = []
+    dates_of: dict = {}  # per frequency, computed once for all rows
+    for r in rows:
+        price = prices.get(r.symbol)
+        if not r.active or not r.row_id or not is_carrying(r.amount, price and price.price):
+            continue
+        carry = ledger.carry(r.row_id)
+        if r.frequency not in dates_of:
+            end = today + timedelta(days=366 * HORIZON_YEARS)
+            dates_of[r.frequency] = schedule.between(r.frequency, today + timedelta(days=1), end)
+        dates = dates_of[r.frequency]
+        notes.append(CarryNote(r, carry, price, first_buy(r.amount, carry, price.price, dates)))
+    return notes
