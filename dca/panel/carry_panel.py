@@ -18,7 +18,13 @@ SHOWN = 20  # a plan of a thousand small rows must not bury the page
 def show_carry_notes(services: Services, rows: Sequence[PlanRow], now: datetime) -> None:
     s = services.settings
     fractional = s.sim_fractional if s.simulated else s.ibkr_fractional
-    notes = carry_notes(rows, services.ledger, services.schedule, today_in_new_york(now), fractional)
+    # Projected from the ledger's latest run when that is later than today (a run made
+    # ahead with `--now`): its dates up to then are already recorded.
+    last = services.ledger.last_run()
+    today = today_in_new_york(now)
+    if last and last.get("as_of"):
+        today = max(today, today_in_new_york(datetime.fromisoformat(last["as_of"])))
+    notes = carry_notes(rows, services.ledger, services.schedule, today, fractional)
     for note in notes[:SHOWN]:
         st.info(note.text, icon=":material/savings:")
     if len(notes) > SHOWN:

@@ -38,8 +38,9 @@ class CarryNote:
     def text(self) -> str:
         r = self.row
         saved = (f"${self.carry:,.2f} saved so far" if self.carry > 0 else "nothing saved yet")
-        when = (f"the first buy is projected for **{self.first_buy:%a %d %b %Y}**" if self.first_buy
-                else f"the first buy is more than {HORIZON_YEARS} years away at this amount")
+        # "Next", not "first": a row that bought before saves up again after each buy.
+        when = (f"the next buy is projected for **{self.first_buy:%a %d %b %Y}**" if self.first_buy
+                else f"the next buy is more than {HORIZON_YEARS} years away at this amount")
         return (f"Row {r.row_number} {r.symbol} is saving up: ${r.amount:,.2f} {r.frequency.lower()} buys less than "
                 f"one share (${self.price.price:,.2f}, the last price recorded, on {self.price.on:%d %b %Y}). "
                 f"It has {saved}; {when}. Until then its runs say \"skipped\": that is the plan working.")

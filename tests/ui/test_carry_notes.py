@@ -1,5 +1,5 @@
 """Carry in a person's words: a row whose amount buys less than one share says how much it
-has saved, what one share costs, and when the first buy is projected."""
+has saved, what one share costs, and when the next buy is projected."""
 
 from __future__ import annotations
 
@@ -79,5 +79,16 @@ def test_a_carrying_row_says_so_on_every_page(saver, tmp_path, page):
     [note] = [i.value for i in at.info if "saving up" in i.value]
     assert "Row 2 AAPL is saving up: $10.00 weekly buys less than one share" in note
     assert "$30.00 saved so far" in note and f"({price}, the last price recorded" in note
-    assert f"the first buy is projected for **{first}**" in note
+    assert f"the next buy is projected for **{first}**" in note
     assert not any("Row 3 SPY" in i.value for i in at.info)  # $2,000 buys shares every week
+
+
+def test_the_projection_starts_from_the_ledger_s_latest_run_when_it_ran_ahead(saver, tmp_path):
+    # The runs above were made ahead with --now (March 2027); looked at from the real
+    # clock's earlier day, the projection must not name dates that are already recorded.
+    price, first = expected_note(tmp_path)
+    with time_machine.travel("2027-01-05 15:00:00+00:00", tick=False):
+        at = AppTest.from_file(str(APP), default_timeout=30).run()
+        assert not at.exception, at.exception
+    [note] = [i.value for i in at.info if "saving up" in i.value]
+    assert f"the next buy is projected for **{first}**" in note
