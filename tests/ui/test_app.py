@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import streamlit as st
 import time_machine
 from streamlit.testing.v1 import AppTest
 
@@ -15,14 +14,6 @@ from tests.conftest import HEADER
 APP = Path(__file__).resolve().parents[2] / "app.py"
 BANNER = "SIMULATED broker — no real money"
 
-
-@pytest.fixture(autouse=True)
-def fresh_settings_cache():
-    """AppTest runs the script in this process, so the Settings cached by an earlier test
-    (another DCA_HOME, other variables) would leak into the next one."""
-    st.cache_resource.clear()
-    yield
-    st.cache_resource.clear()
 
 
 def start(**query) -> AppTest:

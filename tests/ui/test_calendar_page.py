@@ -6,8 +6,6 @@ import re
 from datetime import date, datetime
 from pathlib import Path
 
-import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from dca.calendar_view import month_grid
@@ -17,12 +15,6 @@ from tests.conftest import HEADER
 
 APP = Path(__file__).resolve().parents[2] / "app.py"
 
-
-@pytest.fixture(autouse=True)
-def fresh_settings_cache():
-    st.cache_resource.clear()
-    yield
-    st.cache_resource.clear()
 
 
 def cell(markup: str, day: str) -> str:

@@ -9,7 +9,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-import streamlit as st
 import time_machine
 from streamlit.testing.v1 import AppTest
 
@@ -41,12 +40,6 @@ def test_only_an_amount_below_one_share_is_carrying():
     assert not is_carrying(D("700"), D("511"))
     assert not is_carrying(D("10"), None)  # no price recorded yet: nothing to say
 
-
-@pytest.fixture(autouse=True)
-def fresh_caches():
-    st.cache_resource.clear()
-    yield
-    st.cache_resource.clear()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import streamlit as st
 import time_machine
 from streamlit.testing.v1 import AppTest
 
@@ -17,12 +16,6 @@ from tests.conftest import HEADER
 APP = Path(__file__).resolve().parents[2] / "app.py"
 BANNER = "SIMULATED broker — no real money"
 
-
-@pytest.fixture(autouse=True)
-def fresh_caches():
-    st.cache_resource.clear()
-    yield
-    st.cache_resource.clear()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import HEADER
@@ -14,12 +13,6 @@ from tests.conftest import HEADER
 APP = Path(__file__).resolve().parents[2] / "app.py"
 ROWS = "Active,VTI,1000,Monthly,,v1\nInactive,TSLA,10,Daily,,t1\n"
 
-
-@pytest.fixture(autouse=True)
-def fresh_settings_cache():
-    st.cache_resource.clear()
-    yield
-    st.cache_resource.clear()
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from tests.fakes.sheets_api import SheetsEmulator, service_account_info
@@ -17,12 +16,6 @@ SID = "1AbCdEfGhIjKlMnOpQrStUvWxYz0123456789"
 URL = f"https://docs.google.com/spreadsheets/d/{SID}/edit#gid=0"
 HEADER = ["Status", "Stock Symbol", "Amount (USD)", "Frequency", "Log", "ID"]
 
-
-@pytest.fixture(autouse=True)
-def fresh_settings_cache():
-    st.cache_resource.clear()
-    yield
-    st.cache_resource.clear()
 
 
 @pytest.fixture

@@ -4,20 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import HEADER
 
 APP = Path(__file__).resolve().parents[2] / "app.py"
 
-
-@pytest.fixture(autouse=True)
-def fresh_settings_cache():
-    st.cache_resource.clear()
-    yield
-    st.cache_resource.clear()
 
 
 def panel_with(tmp_path, monkeypatch, content: str) -> AppTest:

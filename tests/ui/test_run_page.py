@@ -8,7 +8,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-import streamlit as st
 import time_machine
 from streamlit import config
 from streamlit.testing.v1 import AppTest
@@ -26,12 +25,6 @@ from tests.conftest import HEADER
 APP = Path(__file__).resolve().parents[2] / "app.py"
 MONDAY_0901_NY = "2027-03-01 14:01:00+00:00"
 
-
-@pytest.fixture(autouse=True)
-def fresh_caches():
-    st.cache_resource.clear()
-    yield
-    st.cache_resource.clear()
 
 
 @pytest.fixture

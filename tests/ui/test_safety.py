@@ -5,8 +5,6 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from dca import plan_editing
@@ -15,12 +13,6 @@ from dca.panel.frame import UNEXPECTED
 REPO = Path(__file__).resolve().parents[2]
 APP = REPO / "app.py"
 
-
-@pytest.fixture(autouse=True)
-def fresh_caches():
-    st.cache_resource.clear()
-    yield
-    st.cache_resource.clear()
 
 
 def test_the_config_listens_on_loopback_sends_no_statistics_and_hides_error_details():

@@ -16,12 +16,6 @@ from tests.conftest import HEADER
 APP = Path(__file__).resolve().parents[2] / "app.py"
 
 
-@pytest.fixture(autouse=True)
-def fresh_caches():
-    st.cache_resource.clear()
-    yield
-    st.cache_resource.clear()
-
 
 @pytest.fixture
 def plan(tmp_path, monkeypatch) -> Path:
