@@ -9,7 +9,7 @@ missed), written straight into the ledger's SQLite file. Times are `time.perf_co
 around `AppTest.run()` of the page. The process's first start (settings, services, the
 trading-day table) is reported on its own; then each page's first visit in a new session
 (the process's shared caches warm, as on a running server, but the page's own caches
-empty: the History page reads the whole ledger then) beside the median of the next N
+empty: the History page asks the ledger for its figures then) beside the median of the next N
 reruns (a person changing a filter). The target, < 1 s, applies to both. Exits 1 if one
 is missed.
 """

@@ -62,6 +62,23 @@ CREATE TABLE IF NOT EXISTS executions (
     UNIQUE (row_id, scheduled_date)
 );
 CREATE INDEX IF NOT EXISTS executions_status ON executions (status);
+CREATE INDEX IF NOT EXISTS executions_time ON executions (scheduled_at, id);
+-- For the history's filters and choices (dca.history_views), without reading every row.
+CREATE INDEX IF NOT EXISTS executions_day ON executions (scheduled_date);
+CREATE INDEX IF NOT EXISTS executions_symbol ON executions (symbol);
+-- A counter of every write to executions, so a face that keeps figures of the history
+-- can tell in one read that they are out of date (dca.panel.history_cache).
+CREATE TABLE IF NOT EXISTS executions_changes (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    changes INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO executions_changes VALUES (1, 0);
+CREATE TRIGGER IF NOT EXISTS executions_inserted AFTER INSERT ON executions
+    BEGIN UPDATE executions_changes SET changes = changes + 1; END;
+CREATE TRIGGER IF NOT EXISTS executions_updated AFTER UPDATE ON executions
+    BEGIN UPDATE executions_changes SET changes = changes + 1; END;
+CREATE TRIGGER IF NOT EXISTS executions_deleted AFTER DELETE ON executions
+    BEGIN UPDATE executions_changes SET changes = changes + 1; END;
 CREATE TABLE IF NOT EXISTS plan_rows (
     row_id TEXT PRIMARY KEY,
     first_seen TEXT NOT NULL,

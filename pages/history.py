@@ -1,8 +1,8 @@
 """What has happened: the ledger's executions, filtered, downloadable, and charted.
 
-The history is read once per change of the ledger, and each filter's tables once
-(dca.panel.history_cache): a person changing a filter on a big ledger does not wait for
-the whole history to be read again."""
+The figures are asked of the ledger filtered and grouped (dca.history_views), once per
+change of the ledger and filter (dca.panel.history_cache): a big ledger is never read
+whole to draw the page."""
 
 from __future__ import annotations
 
@@ -17,29 +17,31 @@ from dca.domain import Outcome, format_money
 from dca.errors import DcaError
 from dca.panel.carry_panel import show_carry_notes
 from dca.panel.frame import page_frame
-from dca.panel.history_cache import TABLE_ROWS, csv_of, executions, ledger_stamp, view
+from dca.panel.history_cache import TABLE_ROWS, csv_of, ledger_stamp, span, view
 from dca.schedule_rules import NEW_YORK
 
 services: Services = page_frame()
 st.title("History")
 
-path = str(services.ledger.path)
-stamp = ledger_stamp(services.ledger.path)
-everything, first, last, all_symbols = executions(path, stamp)
-if not everything:
+ledger = services.ledger
+path = str(ledger.path)
+stamp = ledger_stamp(ledger.path)
+held = span(ledger, path, stamp)
+if not held.count:
     st.info("Nothing has been recorded yet. The first run records what it buys, skips or misses here.")
     st.stop()
 
 left, middle, right = st.columns([2, 2, 2])
-picked = left.date_input("Dates (New York)", value=(max(first, last - timedelta(days=365)), last),
-                         min_value=first, max_value=last, format="YYYY-MM-DD", key="history_range")
-symbols = middle.multiselect("Symbols", all_symbols, key="history_symbols", placeholder="All symbols")
+picked = left.date_input("Dates (New York)", value=(max(held.first, held.last - timedelta(days=365)), held.last),
+                         min_value=held.first, max_value=held.last, format="YYYY-MM-DD", key="history_range")
+symbols = middle.multiselect("Symbols", list(held.symbols), key="history_symbols", placeholder="All symbols")
 statuses = right.multiselect("Outcomes", [str(o) for o in Outcome if o is not Outcome.PLANNED],
                              key="history_statuses", placeholder="All outcomes")
 if not isinstance(picked, tuple) or len(picked) != 2:
     st.info("Pick the last date of the range.")
     st.stop()
-chosen = view(path, stamp, picked[0], picked[1], tuple(symbols), tuple(statuses))
+filters = (path, stamp, picked[0], picked[1], tuple(symbols), tuple(statuses))
+chosen = view(ledger, *filters)
 if not chosen["count"]:
     st.info("No execution matches these filters.")
     st.stop()
@@ -61,8 +63,7 @@ st.dataframe(chosen["table"], hide_index=True, width="stretch", column_config={
     "Cost": st.column_config.NumberColumn(format="dollar"),
     "Carry": st.column_config.NumberColumn(format="dollar"),
 })
-filters = (path, stamp, picked[0], picked[1], tuple(symbols), tuple(statuses))
-st.download_button("Download CSV", lambda: csv_of(*filters), file_name="dca-history.csv", mime="text/csv",
+st.download_button("Download CSV", lambda: csv_of(ledger, *filters), file_name="dca-history.csv", mime="text/csv",
                    icon=":material/download:", key="history_csv")
 
 if chosen["filled"]:

@@ -1,12 +1,10 @@
 """The History page's reads, cached until the ledger changes.
 
-Reading 100,000 executions takes seconds; a person changing a filter should not wait for
-it again. `ledger_stamp` is a cheap probe (a count, the latest update, the files' change
-times) that changes whenever anything is written; everything here is keyed by it, so a
-new run shows at once and an unchanged ledger is read once.
-
-The executions are kept with `st.cache_resource` (one shared list, not copied: Execution
-is frozen and the page only reads it), the derived tables with `st.cache_data`.
+The figures are asked of SQLite (dca.history_views: filtered and grouped there, never the
+whole history read), and kept with `st.cache_data` so a person going back to a filter does
+not wait again. `ledger_stamp` is a cheap probe that changes whenever an execution is
+written; everything here is keyed by it (and by the ledger's path: the `_ledger` itself
+is not hashed), so a new run shows at once.
 """
 
 from __future__ import annotations
@@ -16,47 +14,54 @@ import io
 import sqlite3
 from contextlib import closing
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
 from dca.domain import Outcome
-from dca.execution import Execution, today_in_new_york
-from dca.history_views import average_prices, cumulative_invested, filter_history, invested_per_month, outcome_counts
+from dca.history_views import (HistoryFilter, HistorySpan, average_prices, bought_per_day, cumulative_invested, every,
+                               history_span, invested_per_month, latest, not_bought, outcome_counts)
 from dca.ledger import Ledger
 
 TABLE_ROWS = 2_000  # the table shows the latest ones; the CSV has every execution chosen
 
 
 def ledger_stamp(path: Path) -> tuple:
-    """Changes whenever an execution is added or changed. Not the file's change time: the
-    panel writes other tables of the same file on every rerun (the plan's row IDs)."""
+    """Changes whenever an execution is added, changed or removed: the ledger's own counter
+    of writes to executions (a trigger keeps it), read in one lookup. A ledger from before
+    the counter, opened read-only so it could not get one, is probed the slow way. Not the
+    file's change time: the panel writes other tables of the same file on every rerun."""
     try:
         with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
-            # updated_at has whole seconds: the sums catch a change within the same second.
-            return tuple(db.execute(
-                "SELECT count(*), max(id), max(updated_at), total(length(status)), total(attempts),"
-                " total(length(coalesce(cost, ''))), total(length(coalesce(broker_status, '')))"
-                " FROM executions").fetchone())
+            try:
+                return ("changes", *db.execute("SELECT changes FROM executions_changes").fetchone())
+            except (sqlite3.Error, TypeError):
+                # updated_at has whole seconds: the sums catch a change within the same second.
+                return tuple(db.execute(
+                    "SELECT count(*), max(id), max(updated_at), total(length(status)), total(attempts),"
+                    " total(length(coalesce(cost, ''))), total(length(coalesce(broker_status, '')))"
+                    " FROM executions").fetchone())
     except sqlite3.Error:
         return (0,)
 
 
-@st.cache_resource(max_entries=2, show_spinner="Reading the history…")
-def executions(path: str, stamp: tuple) -> tuple[list[Execution], date | None, date | None, list[str]]:
-    everything = Ledger(Path(path)).history()
-    days = [today_in_new_york(e.scheduled_at) for e in everything]
-    symbols = sorted({e.symbol for e in everything})
-    return everything, min(days, default=None), max(days, default=None), symbols
+def _filter(start: date, end: date, symbols: tuple[str, ...], statuses: tuple[str, ...]) -> HistoryFilter:
+    return HistoryFilter(start, end, tuple(symbols), tuple(statuses))
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
-def view(path: str, stamp: tuple, start: date, end: date, symbols: tuple[str, ...], statuses: tuple[str, ...]) -> dict:
-    everything = executions(path, stamp)[0]
-    chosen = filter_history(everything, start, end, list(symbols), list(statuses))
-    filled = [e for e in chosen if e.status is Outcome.FILLED]
-    latest = chosen[-TABLE_ROWS:]
+@st.cache_data(max_entries=2, show_spinner=False)
+def span(_ledger: Ledger, path: str, stamp: tuple) -> HistorySpan:
+    return history_span(_ledger)
+
+
+@st.cache_data(max_entries=8, show_spinner="Reading the history…")
+def view(_ledger: Ledger, path: str, stamp: tuple, start: date, end: date, symbols: tuple[str, ...],
+         statuses: tuple[str, ...]) -> dict:
+    ledger = _ledger
+    chosen = _filter(start, end, symbols, statuses)
+    counts = outcome_counts(ledger, chosen)
     table = pd.DataFrame([
         {
             "Scheduled (ET)": f"{e.scheduled_at:%Y-%m-%d %H:%M}",
@@ -69,38 +74,34 @@ def view(path: str, stamp: tuple, start: date, end: date, symbols: tuple[str, ..
             "Reference": e.order_ref or "",
             "Message": e.message,
         }
-        for e in latest
+        for e in latest(ledger, chosen, TABLE_ROWS)
     ])
+    bought = bought_per_day(ledger, chosen)
     invested = pd.DataFrame([{"Day": p.day.isoformat(), "Symbol": p.symbol, "USD": float(p.invested)}
-                             for p in cumulative_invested(chosen)]) if filled else None
+                             for p in cumulative_invested(bought)]) if bought else None
     months = pd.DataFrame([{"Month": m, "Symbol": s, "USD": float(v)}
-                           for (m, s), v in invested_per_month(chosen).items()]) if filled else None
+                           for (m, s), v in invested_per_month(bought).items()]) if bought else None
     prices = pd.DataFrame([
         {"Day": p.day.isoformat(), "Symbol": p.symbol, "Paid": float(p.price_paid), "Average": float(p.average_price)}
-        for p in average_prices(chosen)
-    ]) if filled else None
-    # One point per symbol and day (the day's last): a chart of every fill of a big ledger
-    # is slow to send and draw, and shows nothing more.
-    if invested is not None:
-        invested = invested.groupby(["Day", "Symbol"], as_index=False, sort=False).last()
-    if prices is not None:
-        prices = prices.groupby(["Day", "Symbol"], as_index=False, sort=False).last()
-    not_bought = sum(1 for e in chosen if e.status in (Outcome.FAILED, Outcome.SKIPPED, Outcome.MISSED, Outcome.ERROR))
+        for p in average_prices(bought)
+    ]) if bought else None
     return {
-        "count": len(chosen), "filled": len(filled), "invested": sum((e.cost for e in filled), start=0) or 0,
-        "not_bought": not_bought, "table": table, "invested_chart": invested,
-        "months": months, "prices": prices, "outcomes": outcome_counts(chosen),
+        "count": sum(counts.values()), "filled": counts.get(str(Outcome.FILLED), 0),
+        "invested": sum((b.cost for b in bought), start=Decimal(0)), "not_bought": not_bought(counts),
+        "table": table, "invested_chart": invested, "months": months, "prices": prices, "outcomes": counts,
     }
 
 
 @st.cache_data(max_entries=2, show_spinner=False)
-def csv_of(path: str, stamp: tuple, start: date, end: date, symbols: tuple[str, ...], statuses: tuple[str, ...]) -> str:
+def csv_of(_ledger: Ledger, path: str, stamp: tuple, start: date, end: date, symbols: tuple[str, ...],
+           statuses: tuple[str, ...]) -> str:
     """Every chosen execution as CSV; built when the download is asked for, not on each rerun."""
-    chosen = filter_history(executions(path, stamp)[0], start, end, list(symbols), list(statuses))
     out = io.StringIO()
-    if chosen:
-        rows = [e.as_dict() for e in chosen]
-        writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
+    writer = None
+    for e in every(_ledger, _filter(start, end, symbols, statuses)):
+        row = e.as_dict()
+        if writer is None:
+            writer = csv.DictWriter(out, fieldnames=list(row), lineterminator="\n")
+            writer.writeheader()
+        writer.writerow(row)
     return out.getvalue()

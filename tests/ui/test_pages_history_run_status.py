@@ -9,7 +9,8 @@ import time_machine
 from streamlit.testing.v1 import AppTest
 
 from dca.cli import main
-from dca.history_views import average_prices, cumulative_invested, invested_per_month
+from dca.history_views import (HistoryFilter, average_prices, bought_per_day, cumulative_invested, invested_per_month,
+                               outcome_counts)
 from dca.ledger import Ledger
 from tests.conftest import HEADER
 
@@ -58,12 +59,18 @@ def test_history_shows_the_ledger_filtered_with_its_charts(plan, tmp_path):
 
 def test_history_figures_add_up(plan, tmp_path):
     history_of_three_months(plan)
-    executions = Ledger(tmp_path / "home" / "ledger.sqlite3").history()
+    ledger = Ledger(tmp_path / "home" / "ledger.sqlite3")
+    executions = ledger.history()
     filled = [e for e in executions if str(e.status) == "filled"]
     spy = [e for e in filled if e.symbol == "SPY"]
-    assert cumulative_invested(spy)[-1].invested == sum(e.cost for e in spy)
-    assert sum(invested_per_month(executions).values()) == sum(e.cost for e in filled)
-    points = [p for p in average_prices(executions) if p.symbol == "SPY"]
+    bought = bought_per_day(ledger)
+    assert cumulative_invested(bought_per_day(ledger, HistoryFilter(symbols=("SPY",))))[-1].invested \
+        == sum(e.cost for e in spy)
+    assert [p.invested for p in cumulative_invested(bought) if p.symbol == "SPY"][-1] == sum(e.cost for e in spy)
+    assert sum(invested_per_month(bought).values()) == sum(e.cost for e in filled)
+    assert outcome_counts(ledger) == {s: sum(1 for e in executions if str(e.status) == s)
+                                      for s in {str(e.status) for e in executions}}
+    points = [p for p in average_prices(bought) if p.symbol == "SPY"]
     shares = sum(e.quantity for e in spy)
     assert points[-1].average_price == (sum(e.cost for e in spy) / shares).quantize(points[-1].average_price)
     assert min(p.price_paid for p in points) <= points[-1].average_price <= max(p.price_paid for p in points)
@@ -122,7 +129,7 @@ def test_history_csv_has_every_chosen_execution(plan, tmp_path):
 
     history_of_three_months(plan)
     path = tmp_path / "home" / "ledger.sqlite3"
-    lines = csv_of(str(path), ledger_stamp(path), date(2027, 1, 1), date(2027, 12, 31), ("VTI",), ()).splitlines()
+    lines = csv_of(Ledger(path), str(path), ledger_stamp(path), date(2027, 1, 1), date(2027, 12, 31), ("VTI",), ()).splitlines()
     assert len(lines) == 1 + 3 and lines[0].startswith("row_id,") and all(",VTI," in line for line in lines[1:])
 
 
