@@ -16,7 +16,7 @@ from decimal import Decimal
 
 from dca.domain import CENT, Outcome
 from dca.execution import Execution
-from dca.ledger import Ledger, _from_row  # the ledger's own row reader, so the shapes cannot drift
+from dca.ledger import Ledger, _decimal_sum, _from_row  # the ledger's own readers, so the shapes cannot drift
 
 NOT_BOUGHT = (Outcome.FAILED, Outcome.SKIPPED, Outcome.MISSED, Outcome.ERROR)
 
@@ -109,10 +109,6 @@ class DayBought:
     def price_paid(self) -> Decimal:
         """The day's average price per share."""
         return (self.cost / self.quantity).quantize(CENT)
-
-
-def _decimal_sum(joined: str) -> Decimal:
-    return sum(map(Decimal, joined.split(",")), start=Decimal(0))
 
 
 def bought_per_day(ledger: Ledger, chosen: HistoryFilter = EVERYTHING) -> list[DayBought]:

@@ -15,7 +15,6 @@ import calendar
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-import altair as alt
 import pandas as pd
 import streamlit as st
 
@@ -23,6 +22,7 @@ from dca.bootstrap import Services
 from dca.calendar_view import MONTH_CSS, month_grid, month_html, month_totals, week_totals
 from dca.domain import format_money
 from dca.errors import PlanError
+from dca.panel import charts
 from dca.panel.carry_panel import show_carry_notes
 from dca.panel.frame import page_frame
 from dca.queries import NextExecution, State, next_executions
@@ -158,15 +158,4 @@ daily = pd.DataFrame(
     {"Day": [f"{d:%a %m-%d}" for d in per_day], "USD": [float(v) for v in per_day.values()]}
 )
 st.subheader("Dollars per day")
-st.altair_chart(
-    alt.Chart(daily)
-    .mark_bar()
-    .encode(
-        # Ordinal, in date order: only days with a buy get a bar, weekends leave no gaps.
-        x=alt.X("Day:O", sort=None, title=None, axis=alt.Axis(labelAngle=-45)),
-        y=alt.Y("USD:Q", title="USD", axis=alt.Axis(format="$,.0f")),
-        tooltip=[alt.Tooltip("Day:O"), alt.Tooltip("USD:Q", format="$,.2f")],
-    ),
-    width="stretch",
-    height=260,
-)
+st.vega_lite_chart(daily, charts.dollars_per_day(), width="stretch", height=260)

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-import altair as alt
 import pandas as pd
 import streamlit as st
 
 from dca.bootstrap import Services
 from dca.domain import Outcome, format_money
 from dca.errors import DcaError
+from dca.panel import charts
 from dca.panel.carry_panel import show_carry_notes
 from dca.panel.frame import page_frame
 from dca.panel.history_cache import TABLE_ROWS, csv_of, ledger_stamp, span, view
@@ -68,26 +68,17 @@ st.download_button("Download CSV", lambda: csv_of(ledger, *filters), file_name="
 
 if chosen["filled"]:
     st.subheader("Invested over time")
-    st.altair_chart(alt.Chart(chosen["invested_chart"]).mark_line(point=True, interpolate="step-after").encode(
-        x=alt.X("Day:T", title=None), y=alt.Y("USD:Q", title="Cumulative USD", axis=alt.Axis(format="$,.0f")),
-        color="Symbol:N", tooltip=["Day:T", "Symbol:N", alt.Tooltip("USD:Q", format="$,.2f")]), width="stretch")
+    st.vega_lite_chart(chosen["invested_chart"], charts.invested_over_time(), width="stretch")
 
     st.subheader("Bought per month")
-    st.altair_chart(alt.Chart(chosen["months"]).mark_bar().encode(
-        x=alt.X("Month:O", title=None), y=alt.Y("sum(USD):Q", title="USD", axis=alt.Axis(format="$,.0f")),
-        color="Symbol:N", tooltip=["Month:O", "Symbol:N", alt.Tooltip("USD:Q", format="$,.2f")]), width="stretch")
+    st.vega_lite_chart(chosen["months"], charts.bought_per_month(), width="stretch")
 
     st.subheader("Average purchase price against the prices paid")
     prices = chosen["prices"]
     symbol = st.selectbox("Symbol", sorted(prices["Symbol"].unique()), key="history_price_symbol")
     one = prices[prices["Symbol"] == symbol].melt(id_vars=["Day", "Symbol"], var_name="Price", value_name="USD")
-    st.altair_chart(alt.Chart(one).mark_line(point=True).encode(
-        x=alt.X("Day:T", title=None), y=alt.Y("USD:Q", title="USD per share", scale=alt.Scale(zero=False)),
-        color=alt.Color("Price:N", title=None), tooltip=["Day:T", "Price:N", alt.Tooltip("USD:Q", format="$,.2f")]),
-        width="stretch")
+    st.vega_lite_chart(one, charts.prices_paid(), width="stretch")
 
 st.subheader("Outcomes")
 counts = pd.DataFrame([{"Outcome": k, "Executions": v} for k, v in chosen["outcomes"].items()])
-st.altair_chart(alt.Chart(counts).mark_bar().encode(
-    x=alt.X("Executions:Q"), y=alt.Y("Outcome:N", sort="-x", title=None), tooltip=["Outcome:N", "Executions:Q"]),
-    width="stretch")
+st.vega_lite_chart(counts, charts.outcome_counts(), width="stretch")

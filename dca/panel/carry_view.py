@@ -64,16 +64,20 @@ def is_carrying(amount: Decimal, price: Decimal | None) -> bool:
     return price is not None and 0 < amount < price
 
 
-def last_prices(db_path) -> dict[str, LastPrice]:
-    """The last price a run recorded per symbol, in one query (no history read)."""
+def last_prices(db_path, symbols: Iterable[str]) -> dict[str, LastPrice]:
+    """The last price a run recorded for each of `symbols`: one indexed lookup each (the
+    ledger's symbol index, newest first), never a read of the whole history."""
+    found = {}
     try:
         with closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)) as db:
-            # SQLite takes the bare columns from the row holding max(id).
-            rows = db.execute("SELECT symbol, price, scheduled_date, max(id) FROM executions "
-                              "WHERE price IS NOT NULL GROUP BY symbol").fetchall()
+            for symbol in dict.fromkeys(symbols):
+                row = db.execute("SELECT price, scheduled_date FROM executions WHERE symbol = ? AND price IS NOT NULL"
+                                 " ORDER BY id DESC LIMIT 1", (symbol,)).fetchone()
+                if row:
+                    found[symbol] = LastPrice(Decimal(row[0]), date.fromisoformat(row[1]))
     except sqlite3.Error:  # no ledger yet
         return {}
-    return {symbol: LastPrice(Decimal(price), date.fromisoformat(day)) for symbol, price, day, _ in rows}
+    return found
 
 
 def carry_notes(rows: Sequence[PlanRow], ledger, schedule, today: date, fractional: bool = False) -> list[CarryNote]:
@@ -81,14 +85,14 @@ def carry_notes(rows: Sequence[PlanRow], ledger, schedule, today: date, fraction
     shares are bought: nothing is carried then)."""
     if fractional:
         return []
-    prices = last_prices(ledger.path)
+    active = [r for r in rows if r.active and r.row_id]
+    prices = last_prices(ledger.path, (r.symbol for r in active))
+    carrying = [r for r in active if is_carrying(r.amount, prices[r.symbol].price if r.symbol in prices else None)]
+    carries = ledger.carries(r.row_id for r in carrying)
     notes = []
     dates_of: dict = {}  # per frequency, computed once for all rows
-    for r in rows:
-        price = prices.get(r.symbol)
-        if not r.active or not r.row_id or not is_carrying(r.amount, price and price.price):
-            continue
-        carry = ledger.carry(r.row_id)
+    for r in carrying:
+        price, carry = prices[r.symbol], carries[r.row_id]
         if r.frequency not in dates_of:
             end = today + timedelta(days=366 * HORIZON_YEARS)
             dates_of[r.frequency] = schedule.between(r.frequency, today + timedelta(days=1), end)

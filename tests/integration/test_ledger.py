@@ -105,3 +105,34 @@ def test_a_ledger_of_the_first_schema_is_upgraded_and_keeps_its_carry(tmp_path):
     assert item.body == "hello" and item.execution_id is None
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == 3
+
+
+def test_carries_of_many_rows_equal_each_rows_carry_by_hand(tmp_path):
+    """The panel asks for a thousand rows' carry in one read: the same Decimal answer as
+    adding up each row's executions, overspends (negative) and rows without any included."""
+    import random
+    from datetime import date, timedelta
+    from decimal import Decimal
+
+    from dca.domain import Outcome
+    from dca.execution import Execution
+    from tests.conftest import ny
+
+    ledger = Ledger(tmp_path / "ledger.sqlite3")
+    rng = random.Random(11)
+    by_hand: dict[str, Decimal] = {}
+    for i in range(700):  # more rows than one SQL statement takes variables for
+        row_id = f"r{i % 600}"
+        day = date(2027, 3, 1) + timedelta(days=i // 600)
+        status = rng.choice(list(Outcome))
+        added = Decimal(rng.randrange(0, 10_000)) / 100
+        cost = None if rng.random() < 0.2 else Decimal(rng.randrange(0, 2_000_000)) / 10_000  # sub-cent fills
+        ledger.insert(Execution(row_id, day, ny(day.year, day.month, day.day, 9), "SPY", "Daily", Decimal("10"),
+                                status, added=added, cost=cost))
+        spent = cost if status in (Outcome.FILLED, Outcome.SUBMITTED, Outcome.PENDING) and cost is not None else 0
+        by_hand[row_id] = by_hand.get(row_id, Decimal("0")) + added - spent
+    wanted = [*by_hand, "never-ran"]
+    carries = ledger.carries(wanted)
+    assert carries == {**by_hand, "never-ran": Decimal("0")}
+    assert any(v < 0 for v in carries.values()) and any(v > 0 for v in carries.values())
+    assert all(ledger.carry(r) == by_hand[r] for r in list(by_hand)[:20])

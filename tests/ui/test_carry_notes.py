@@ -54,7 +54,7 @@ def saver(tmp_path, monkeypatch) -> Path:
 
 def expected_note(tmp_path) -> tuple[str, str]:
     ledger = Ledger(tmp_path / "home" / "ledger.sqlite3")
-    price = last_prices(ledger.path)["AAPL"].price
+    price = last_prices(ledger.path, ["AAPL"])["AAPL"].price
     assert ledger.carry("a1") == D("30")  # three skipped weeks of $10
     weeks = math.ceil((price - 30) / 10)
     first = date(2027, 3, 22) + timedelta(weeks=weeks - 1)  # a week per date; that Monday is no holiday
