@@ -3,13 +3,16 @@
 Each page calls `page_frame()` itself, rather than relying on app.py to have run first:
 Streamlit runs a file in `pages/` on its own in some cases (legacy multipage mode right
 after a restart, AppTest.switch_page), and a page must never appear without the settings
-check or the SIMULATED banner.
+check or the SIMULATED banner. In the legacy mode the page also sends itself through
+app.py (`_route_through_app`), so its menu and error guard are the panel's.
 """
 
 from __future__ import annotations
 
+import runpy
 import sqlite3
 from dataclasses import replace
+from pathlib import Path
 
 import streamlit as st
 
@@ -48,9 +51,29 @@ def for_this_rerun(shared: Services) -> Services:
     return replace(shared, plan_source=plan_source, engine=engine)
 
 
+APP = Path(__file__).resolve().parents[2] / "app.py"
+
+
+def _route_through_app() -> None:
+    """Streamlit decides per process, at the first session, whether the app uses the
+    legacy `pages/` folder mode: it does (the folder exists) until app.py's
+    `st.navigation` has run once. So right after a restart the first visitor at, say,
+    /history gets the page run directly: Streamlit's own menu (with an "app" entry, every
+    file name) and none of app.py's error guard. Here the question is settled as
+    st.navigation would, and app.py runs in this same run (not a rerun, which would drop
+    the click that started it); app.py runs this page again, and the direct run stops."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        runpy.run_path(str(APP), run_name="__main__")
+        st.stop()
+
+
 def page_frame() -> Services:
     """Settings and services for this rerun, with the banner drawn; stops on bad config.
     Checked on every rerun of every page, though built once per process."""
+    _route_through_app()
     try:
         settings = cached_settings()
     except ConfigError as e:

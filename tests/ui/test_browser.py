@@ -176,3 +176,19 @@ def test_run_now_previews_confirms_and_buy_now_shows_in_the_history(panel, page,
     assert page.get_by_text("Nothing has been recorded yet").count() == 0
     assert page.locator("[data-testid='stException']").count() == 0
     assert not errors, errors
+
+
+def test_a_page_asked_for_first_after_a_restart_is_still_the_panels(panel, page):
+    """Right after the server starts, Streamlit runs a page script found under pages/
+    directly (its legacy multipage mode) until app.py's st.navigation has run once: the
+    first visitor at /history would get Streamlit's own menu (with an "app" page) and no
+    error guard of ours. The page routes itself through app.py instead."""
+    page.goto(f"{panel}/history")
+    page.get_by_text(BANNER).wait_for(timeout=30000)
+    page.get_by_role("heading", name="History").wait_for(timeout=30000)
+    settle(page)
+    nav = page.locator("[data-testid='stSidebarNav']")
+    nav.wait_for(timeout=10000)
+    links = [t.strip().splitlines()[-1] for t in nav.locator("a").all_inner_texts()]  # after the icon's name
+    assert links == ["Plan", "Calendar", "History", "Run now", "Portfolio", "Status"], links
+    assert page.url.rstrip("/").endswith("/history")
