@@ -91,7 +91,7 @@ def test_an_unreachable_broker_is_a_sentence_on_the_portfolio_page(plan, monkeyp
     monkeypatch.setenv("DCA_BROKER", "ibkr")
     monkeypatch.setenv("IBIND_REST_URL", f"http://127.0.0.1:{port}/v1/api/")
     monkeypatch.setenv("IBIND_ACCOUNT_ID", "DU1234567")
-    monkeypatch.setenv("DCA_IBKR_TIMEOUT_SECONDS", "1")
+    monkeypatch.setenv("DCA_IBKR_TIMEOUT", "1")
     at = page("pages/portfolio.py")
     assert not at.exception
     assert any("cannot be read now" in e for e in texts(at.error))
@@ -102,7 +102,7 @@ def test_a_live_account_gets_a_red_banner_on_every_page(plan, monkeypatch, name)
     monkeypatch.setenv("DCA_BROKER", "ibkr")
     monkeypatch.setenv("IBIND_REST_URL", "http://127.0.0.1:9/v1/api/")  # never reached for the banner
     monkeypatch.setenv("IBIND_ACCOUNT_ID", "U7654321")
-    monkeypatch.setenv("DCA_IBKR_TIMEOUT_SECONDS", "1")
+    monkeypatch.setenv("DCA_IBKR_TIMEOUT", "1")
     at = page(name)
     assert not at.exception
     assert any("LIVE account U7654321 at Interactive Brokers — real money" in e for e in texts(at.error))
