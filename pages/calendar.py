@@ -12,6 +12,7 @@ deterministic).
 from __future__ import annotations
 
 import calendar
+from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -25,7 +26,8 @@ from dca.errors import PlanError
 from dca.panel import charts
 from dca.panel.carry_panel import show_carry_notes
 from dca.panel.frame import page_frame
-from dca.queries import NextExecution, State, next_executions
+from dca.panel.outlook_cache import outlook as cached_outlook
+from dca.queries import NextExecution, State
 from dca.trading_calendar import early_closes
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -76,9 +78,9 @@ show_carry_notes(services, [r for r in plan.rows if not symbols or r.symbol in s
 
 
 def outlook_for(start: date, end: date):
-    outlook = next_executions(plan, services.schedule, services.ledger, now, start, end, services.engine.options)
-    if symbols:
-        outlook.items = [i for i in outlook.items if i.symbol in symbols]
+    outlook = cached_outlook(services, plan, now, start, end)
+    if symbols:  # a new Outlook: the cached one is shared
+        outlook = replace(outlook, items=[i for i in outlook.items if i.symbol in symbols])
     return outlook
 
 

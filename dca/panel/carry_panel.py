@@ -10,7 +10,7 @@ import streamlit as st
 from dca.bootstrap import Services
 from dca.domain import PlanRow
 from dca.execution import today_in_new_york
-from dca.panel.carry_view import carry_notes
+from dca.panel.outlook_cache import cached_carry_notes
 
 SHOWN = 20  # a plan of a thousand small rows must not bury the page
 
@@ -24,7 +24,7 @@ def show_carry_notes(services: Services, rows: Sequence[PlanRow], now: datetime)
     today = today_in_new_york(now)
     if last and last.get("as_of"):
         today = max(today, today_in_new_york(datetime.fromisoformat(last["as_of"])))
-    notes = carry_notes(rows, services.ledger, services.schedule, today, fractional)
+    notes = cached_carry_notes(services, rows, today, fractional)
     for note in notes[:SHOWN]:
         st.info(note.text, icon=":material/savings:")
     if len(notes) > SHOWN:

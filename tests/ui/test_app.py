@@ -201,3 +201,37 @@ def test_services_are_built_once_per_process_not_on_every_rerun(monkeypatch):
     assert not at.exception
     assert len(builds) == 1
     assert any(BANNER in w for w in texts(at.warning))  # the frame is still drawn every time
+
+
+def test_the_calendar_is_not_worked_out_again_when_nothing_it_depends_on_changed(tmp_path, monkeypatch):
+    """A widget change reruns the page; the outlook of a range already seen comes from the
+    cache, until the plan or the ledger changes."""
+    import dca.panel.outlook_cache as cache
+
+    worked_out = []
+    real = cache.next_executions
+
+    def counting(plan, schedule, ledger, now, start, end, options):
+        worked_out.append((start, end))
+        return real(plan, schedule, ledger, now, start, end, options)
+
+    monkeypatch.setattr(cache, "next_executions", counting)
+    cache._outlook.clear()  # the process may hold outlooks of other tests
+    path = write_plan(tmp_path, monkeypatch, PLAN_FOR_JUNE_2027)
+    at = start(today="2027-05-28")
+    at.switch_page("pages/calendar.py").run()
+    first = len(worked_out)
+    assert first == 2  # the month grid and the next 4 weeks
+    at.number_input(key="calendar_weeks").set_value(5).run()
+    assert len(worked_out) == first + 1  # only the new range; the month is as it was
+    at.number_input(key="calendar_weeks").set_value(4).run()
+    at.multiselect(key="calendar_symbols").set_value(["VTI"]).run()  # filtered from the cached outlook
+    assert len(worked_out) == first + 1
+    assert list(at.dataframe[0].value["Stock Symbol"]) == ["VTI"]
+
+    path.write_text(path.read_text().replace("Active,SPY,500", "Active,SPY,600"))  # the plan changed
+    at.run()
+    assert len(worked_out) == first + 3
+    assert main(["run", "--now", "2027-06-01T09:01", "--plan", str(path)]) in (0, 1)  # so did the ledger
+    at.run()
+    assert len(worked_out) == first + 5
