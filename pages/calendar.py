@@ -29,6 +29,7 @@ from dca.panel.frame import page_frame
 from dca.panel.outlook_cache import outlook as cached_outlook
 from dca.queries import NextExecution, State
 from dca.trading_calendar import early_closes
+from dca.panel.tables import show_table
 
 NEW_YORK = ZoneInfo("America/New_York")
 DEFAULT_WEEKS = 4
@@ -129,7 +130,7 @@ else:
                 "What is already recorded is not counted.")
     middle.metric("Executions", len(coming))
     right.metric("Due now", len(due), help="A run now would buy these (late, if past their time)")
-    st.dataframe(
+    show_table(
         pd.DataFrame([_row(i) for i in items]),
         hide_index=True,
         column_config={
@@ -139,17 +140,17 @@ else:
         key="upcoming_table",
     )
     per_week, per_month = st.columns(2)
-    per_week.dataframe(pd.DataFrame([{"Week of (Mon)": f"{d}", "USD": float(v)}
-                                     for d, v in week_totals(items, today).items()]),
+    show_table(pd.DataFrame([{"Week of (Mon)": f"{d}", "USD": float(v)}
+                                     for d, v in week_totals(items, today).items()]), where=per_week,
                        hide_index=True, column_config={"USD": st.column_config.NumberColumn(format="dollar")},
                        key="week_totals")
-    per_month.dataframe(pd.DataFrame([{"Month": m, "USD": float(v)} for m, v in month_totals(items, today).items()]),
+    show_table(pd.DataFrame([{"Month": m, "USD": float(v)} for m, v in month_totals(items, today).items()]), where=per_month,
                         hide_index=True, column_config={"USD": st.column_config.NumberColumn(format="dollar")},
                         key="month_totals")
 
 if done:
     with st.expander(f"Already recorded in this range ({len(done)})"):
-        st.dataframe(pd.DataFrame([_row(i) for i in done]), hide_index=True,
+        show_table(pd.DataFrame([_row(i) for i in done]), hide_index=True,
                      column_config={"Amount (USD)": st.column_config.NumberColumn(format="dollar")},
                      key="recorded_table")
 

@@ -19,6 +19,7 @@ from dca.panel.carry_panel import show_carry_notes
 from dca.panel.frame import page_frame
 from dca.panel.history_cache import TABLE_ROWS, csv_of, ledger_stamp, span, view
 from dca.schedule_rules import NEW_YORK
+from dca.panel.tables import show_table
 
 services: Services = page_frame()
 st.title("History")
@@ -58,7 +59,7 @@ show_carry_notes(services, [r for r in plan_rows if not symbols or r.symbol in s
 
 if chosen["count"] > TABLE_ROWS:
     st.caption(f"The latest {TABLE_ROWS:,} of {chosen['count']:,} executions; the CSV has them all.")
-st.dataframe(chosen["table"], hide_index=True, width="stretch", column_config={
+show_table(chosen["table"], hide_index=True, width="stretch", column_config={
     "Price": st.column_config.NumberColumn(format="dollar"),
     "Cost": st.column_config.NumberColumn(format="dollar"),
     "Carry": st.column_config.NumberColumn(format="dollar"),

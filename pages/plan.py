@@ -14,6 +14,7 @@ from dca.errors import PlanError
 from dca.panel.carry_panel import show_carry_notes
 from dca.panel.frame import page_frame
 from dca.schedule_rules import NEW_YORK
+from dca.panel.tables import show_table, whole_rows
 from dca.plan_editing import (
     EDITOR_COLUMNS,
     FREQUENCY_OPTIONS,
@@ -72,7 +73,7 @@ except PlanError as e:
     st.warning(f"The sheet cannot be read now. This is the plan as last read, at {at[:16].replace('T', ' ')} UTC, "
                "read-only; runs use it only as the engine's rules allow (see Safety in the README).",
                icon=":material/cloud_off:")
-    st.dataframe(pd.DataFrame([{"Row": r.row_number, "Status": str(r.status), "Stock Symbol": r.symbol,
+    show_table(pd.DataFrame([{"Row": r.row_number, "Status": str(r.status), "Stock Symbol": r.symbol,
                                 "Amount (USD)": float(r.amount), "Frequency": str(r.frequency), "ID": r.row_id or "",
                                 "Log": r.log} for r in kept_plan.rows]),
                  hide_index=True, width="stretch",
@@ -106,7 +107,7 @@ st.data_editor(
     key=EDITOR_KEY,
     hide_index=True,
     width="stretch",
-    height=min(38 + 35 * (len(shown) + 1), 720),  # whole rows, no half row cut at the bottom
+    height=whole_rows(len(shown), most=20, extra=1 if rows_editable else 0),  # + the add-row line
     num_rows="dynamic" if rows_editable else "fixed",
     disabled=["Row", "Log", "ID"],
     column_config={

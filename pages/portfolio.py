@@ -14,6 +14,7 @@ from dca.domain import format_money
 from dca.errors import DcaError
 from dca.panel.frame import page_frame
 from dca.schedule_rules import NEW_YORK
+from dca.panel.tables import show_table
 
 services: Services = page_frame()
 st.title("Portfolio")
@@ -47,7 +48,7 @@ rows = portfolio_rows(account, spend)
 if not rows:
     st.info("No positions yet and nothing planned.")
     st.stop()
-st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config={
+show_table(pd.DataFrame(rows), hide_index=True, width="stretch", column_config={
     "Quantity": st.column_config.NumberColumn(format="%.4f"),
     "Cost": st.column_config.NumberColumn(format="dollar", help="What was paid for the position"),
     "Market value": st.column_config.NumberColumn(format="dollar"),

@@ -32,6 +32,7 @@ from dca.panel.run_flow import (
     still_confirmed,
 )
 from dca.schedule_rules import NEW_YORK
+from dca.panel.tables import show_table
 
 # A person is looking at the page: wait for another run (e.g. the worker's) only briefly.
 WAIT_FOR_ANOTHER_RUN_S = 20
@@ -63,7 +64,7 @@ if blocked:
 
 def show(report: RunReport) -> None:
     if report.executions:
-        st.dataframe(pd.DataFrame([
+        show_table(pd.DataFrame([
             {
                 "Row": e.row_number,
                 "Symbol": e.symbol,

@@ -14,6 +14,7 @@ from dca.domain import Outcome, format_money
 from dca.errors import DcaError
 from dca.panel.frame import page_frame
 from dca.panel.status_view import NO_WORKER, heartbeat_lines, versions
+from dca.panel.tables import show_table
 
 services: Services = page_frame()
 settings = services.settings
@@ -55,7 +56,7 @@ heartbeat = ledger.heartbeat()
 if heartbeat is None:
     st.warning(NO_WORKER, icon=":material/power_off:")
 else:
-    st.dataframe(pd.DataFrame(heartbeat_lines(heartbeat), columns=["Worker", "Value"]), hide_index=True,
+    show_table(pd.DataFrame(heartbeat_lines(heartbeat), columns=["Worker", "Value"]), hide_index=True,
                  width="stretch", key="status_worker")
 
 st.subheader("Notifications")
@@ -104,9 +105,9 @@ st.markdown(
 )
 st.subheader("Settings in effect")
 described = settings.describe()  # secret values are masked here, never shown
-st.dataframe(pd.DataFrame([
+show_table(pd.DataFrame([
     {"Setting": k, "Value": str(v), "From": settings.sources.get(k, "default")} for k, v in described.items()
 ]), hide_index=True, width="stretch")
 st.subheader("Versions")
-st.dataframe(pd.DataFrame(list(versions().items()), columns=["Package", "Version"]), hide_index=True,
+show_table(pd.DataFrame(list(versions().items()), columns=["Package", "Version"]), hide_index=True,
              key="status_versions")
