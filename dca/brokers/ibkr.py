@@ -859,6 +859,14 @@ class IbkrBroker:
             if ref in trades and trades[ref].commission is not None:
                 lookups[ref] = replace(lookups[ref], order=replace(lookups[ref].order, commission=trades[ref].commission))
 
+    def commissions(self, order_refs: Sequence[str], at: datetime) -> dict[str, Decimal]:
+        """The commission of each order that IBKR's trades (up to 7 days) report one for:
+        an order that filled at submission was recorded before its commission was known."""
+        self._ensure_accounts()
+        trades = self._trades(7)
+        return {ref: trades[ref].commission for ref in order_refs
+                if ref in trades and trades[ref].commission is not None}
+
     def _order_list(self, force: bool) -> tuple[dict[str, BrokerOrder], bool, float]:
         """(orders by order_ref, settled, when the list was read). With `force`, the gateway's
         cache is cleared first; its answer to the forcing call is never taken as the list."""
