@@ -107,6 +107,16 @@ def test_a_read_refused_401_renews_the_token_once_and_asks_again(connect, oauth_
     assert oauth_gateway.count("GET", r"portfolio/.*/ledger") == 2
 
 
+def test_a_token_that_expires_after_a_few_requests_is_renewed_on_the_first_refusal(connect, oauth_gateway, now):
+    broker = connect()
+    broker.readiness(now)
+    oauth_gateway.oauth.expire_after(2)
+    for _ in range(4):
+        assert broker.cash_balance() is not None
+    assert oauth_gateway.oauth.refusals == ["live session token expired"]  # the third, then renewed
+    assert oauth_gateway.count("GET", r"portfolio/.*/ledger") == 5
+
+
 def test_a_token_refused_again_after_renewal_is_a_clear_unavailability(connect, oauth_gateway, now):
     from dca.errors import BrokerUnavailable
 
