@@ -217,6 +217,7 @@ class _Run:
             histories = self.e.ledger.row_histories(plan.rows, self.today, observe=True)
             due = self._decide(plan.active_rows, histories)
             self._buy_all(due)
+            self._fill_in_commissions()
             self._report_problems(plan)
             self._queue_summary()
             self.report.delivery = deliver_outbox(self.e.ledger, self.e.plan_source, self.e.notifier,
@@ -481,6 +482,30 @@ class _Run:
                 return
             self.cash_left -= intent.cost
         self._place(intent)
+
+    def _fill_in_commissions(self) -> None:
+        """A fill reported at submission often carries no commission yet. A broker that can
+        tell later (`commissions(order_refs, at)`, one batch) fills it in for the fills of
+        the last 7 days that still lack one; quietly, since the outcome is unchanged."""
+        ask = getattr(self.e.broker, "commissions", None)
+        if ask is None or self.broker_down is not None:
+            return
+        since = self.today - timedelta(days=6)
+        missing = [e for e in self.e.ledger.with_status(Outcome.FILLED)
+                   if e.commission is None and e.order_ref and not e.simulated
+                   and (e.attempt_day or e.scheduled_date) >= since]
+        if not missing:
+            return
+        try:
+            known = ask([e.order_ref for e in missing], self.at())
+        except Exception as error:  # asked again at the next run
+            logger.info("commissions not known yet: %s", error)
+            return
+        updated = {}
+        for e in missing:
+            if known.get(e.order_ref) is not None:
+                updated[e.id] = self.e.ledger.update(e.evolve(commission=known[e.order_ref]))
+        self.report.executions = [updated.get(e.id, e) for e in self.report.executions]
 
     def _available_cash(self) -> Decimal | None:
         """What the broker says is available for trading, for a broker that can tell

@@ -18,6 +18,16 @@ The Broker port, honestly answered:
   trades 1 per 5 s), measured on an injectable clock so tests never sleep. A 429 puts the
   adapter in a back-off during which nothing is sent, and says so.
 - **Paper by default**: a live account (not `DU…`) is refused unless configuration allows it.
+- **OAuth 1.0a** (no gateway): dca does the handshake itself, in `readiness()` and whenever
+  the live session token is within a minute of its expiry, then opens the brokerage session
+  (`iserver/auth/ssodh/init`). A refused handshake is a `Readiness` that says what to check,
+  so the due executions are deferred as for a gateway nobody logged in to. A read answered
+  401 renews the token once and asks again; an order POST answered 401 is never resent
+  blindly: it is in doubt, and the engine proves through the order list that IBKR does not
+  have it before it sends it again. ibind's own OAuth side effects are off: no Tickler
+  thread (the worker calls `keep_alive()`, one keep-alive, not two), no handshake inside the
+  client's constructor, and no `logout` when a client closes (IBKR's logout ends the user's
+  brokerage session, which the worker shares with every panel and `dca run`).
 
 ibind reads `IBIND_*` variables at import and logs to files by default; `build_client`
 pins its logging before creating the client, never at dca's import time.
@@ -25,9 +35,11 @@ pins its logging before creating the client, never at dca's import time.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import threading
+import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
@@ -59,6 +71,12 @@ ORDERS_PATH = "iserver/account/orders"
 TRADES_PATH = "iserver/account/trades"
 SLOW_PATHS = (ORDERS_PATH, TRADES_PATH)
 SNAPSHOT_FIELDS = "31,84,86,7741,6509,55"
+LST_PATH = "oauth/live_session_token"
+LST_MARGIN = 60.0  # seconds: a live session token this close to its expiry is renewed before use
+OAUTH_HINT = ("check that IBIND_OAUTH1A_CONSUMER_KEY, IBIND_OAUTH1A_ACCESS_TOKEN, "
+              "IBIND_OAUTH1A_ACCESS_TOKEN_SECRET, the key files in IBIND_OAUTH1A_SIGNATURE_KEY_FP and "
+              "IBIND_OAUTH1A_ENCRYPTION_KEY_FP, IBIND_OAUTH1A_DH_PRIME and IBIND_OAUTH1A_REALM all come from the "
+              "same OAuth registration in IBKR's self-service portal")
 LOGIN_HINT = ("open the gateway's page (e.g. https://localhost:5000) in a browser and log in with your "
               "IBKR user and two-factor authentication (IBKR asks for this about once a day); what was due "
               "is bought by a later run the same trading day")
@@ -187,7 +205,11 @@ def oauth_config_from(environ: Mapping[str, str]):
         from ibind.oauth.oauth1a import OAuth1aConfig
     except ImportError as e:  # pycryptodome, ibind's "oauth" extra
         raise ConfigError(f"IBKR OAuth needs ibind's OAuth extra: install it with `uv add 'ibind[oauth]'` ({e})") from e
-    return OAuth1aConfig(**values)
+    # ibind's defaults (read from IBIND_* at its import) would shake hands inside the client's
+    # constructor, start a Tickler thread, open the brokerage session unpaced and log out on
+    # close. dca does the first three itself (see IbkrBroker) and never logs out.
+    return OAuth1aConfig(**values, init_oauth=False, maintain_oauth=False, init_brokerage_session=False,
+                         shutdown_oauth=False)
 
 
 def build_client(config: IbkrConfig, environ: Mapping[str, str] | None = None):
@@ -205,7 +227,11 @@ def build_client(config: IbkrConfig, environ: Mapping[str, str] | None = None):
     if config.use_oauth:
         kwargs["oauth_config"] = oauth_config_from(os.environ if environ is None else environ)
     try:
-        return IbkrClient(**kwargs)
+        client = IbkrClient(**kwargs)
+        if config.use_oauth:
+            client.live_session_token = None  # none yet: IbkrBroker shakes hands before the first request
+            client.live_session_token_expires_ms = None
+        return client
     except ImportError as e:  # OAuth needs pycryptodome
         raise ConfigError(f"IBKR OAuth needs ibind's OAuth extra: {e}") from e
     except ValueError as e:
@@ -329,14 +355,17 @@ class IbkrBroker:
         self._cash_rules: dict[int, bool] = {}
         self._accounts_listed = False
         self.answers = frozenset(a.strip().lower() for a in config.answers)
+        self._handshaking = False
+        self._renew = False  # IBKR refused the token: a new one before the next request
 
     # -- labels ------------------------------------------------------------------------------
 
     @property
     def name(self) -> str:
+        over = " over OAuth" if self.config.use_oauth else ""
         if not self.account_id:
-            return "IBKR (the login's only account, not asked yet)"
-        return f"IBKR {'paper' if is_paper(self.account_id) else 'LIVE'} account {self.account_id}"
+            return f"IBKR{over} (the login's only account, not asked yet)"
+        return f"IBKR {'paper' if is_paper(self.account_id) else 'LIVE'} account {self.account_id}{over}"
 
     @property
     def account_kind(self) -> str:
@@ -345,8 +374,11 @@ class IbkrBroker:
         return "PAPER" if is_paper(self.account_id) else "LIVE"
 
     @property
-    def login_url(self) -> str:
-        """Where the person logs the gateway in (in a browser, with 2FA, typically daily)."""
+    def login_url(self) -> str | None:
+        """Where the person logs the gateway in (in a browser, with 2FA, typically daily);
+        None with OAuth, where nobody logs in."""
+        if self.config.use_oauth:
+            return None
         base = (self.config.url or "https://127.0.0.1:5000/v1/api/").split("/v1/api")[0]
         return base.rstrip("/") + "/"
 
@@ -364,8 +396,12 @@ class IbkrBroker:
         from ibind import ExternalBrokerError
 
         last: Exception | None = None
-        for attempt in range(retries + 1):
+        renewed = False
+        attempt = 0
+        while attempt <= retries:
+            attempt += 1
             with self._io:
+                self._oauth_session()
                 self.pacer.wait(path)
                 try:
                     call = self.client.get if method == "GET" else self.client.post
@@ -376,6 +412,12 @@ class IbkrBroker:
                     if e.status_code == 429:
                         self.pacer.penalise(path)
                         raise RateLimited(f"IBKR limited the request rate (HTTP 429) on {path}; backing off") from e
+                    if e.status_code == 401 and self.config.use_oauth and not renewed and not self._handshaking:
+                        # The live session token expired or was revoked: a read may ask again.
+                        logger.info("IBKR answered 401 to %s (%s): renewing the OAuth session", path, _error_text(e))
+                        renewed, self._renew = True, True
+                        attempt -= 1
+                        continue
                     if e.status_code is not None and e.status_code < 500:
                         raise BrokerUnavailable(f"IBKR answered {e.status_code} to {path}: {_error_text(e)}") from e
                     last = e
@@ -387,6 +429,9 @@ class IbkrBroker:
         a 4xx (other than 429), and OrderInDoubt otherwise."""
         from ibind import ExternalBrokerError
 
+        if self.config.use_oauth:  # BrokerUnavailable before anything is sent
+            self._oauth_session()
+            self._ensure_accounts()  # a renewed session wants the accounts listed again
         self.pacer.wait(path)  # RateLimited before anything is sent
         try:
             return self.client.post(path, params=body).data
@@ -407,16 +452,157 @@ class IbkrBroker:
                 raise DuplicateOrderRef(text) from e
             if 400 <= status < 500 and status not in (401, 403, 408):
                 raise OrderRejected(f"IBKR refused the order ({status}): {text}") from e
+            if status == 401 and self.config.use_oauth:
+                # IBKR takes no order it cannot authenticate, but dca does not rest a resend on
+                # that: the engine looks the order up first, like after any doubt.
+                self._renew = True
+                raise OrderInDoubt(f"IBKR answered 401 to {path} ({text}); not resent: dca renews the OAuth "
+                                   "session and checks IBKR's order list before it would send it again") from e
             raise OrderInDoubt(f"IBKR answered {status} to {path}: {text}; the order may have been placed") from e
+
+    # -- OAuth 1.0a -------------------------------------------------------------------------
+
+    def _oauth_session(self) -> None:
+        """With OAuth: make sure a live session token is held that is not about to expire
+        (by the wall clock, as IBKR states its expiry), shaking hands when not. Raises
+        BrokerUnavailable, with what to check, when IBKR refuses."""
+        if not self.config.use_oauth:
+            return
+        with self._io:  # another thread's handshake finishes first
+            if self._handshaking:  # this thread's own handshake, asking IBKR
+                return
+            expires_ms = getattr(self.client, "live_session_token_expires_ms", None)
+            fresh = (getattr(self.client, "live_session_token", None) and expires_ms
+                     and expires_ms / 1000 - time.time() > LST_MARGIN)
+            if fresh and not self._renew:
+                return
+            self._handshaking = True
+            try:
+                self._handshake()
+                self._renew = False
+            finally:
+                self._handshaking = False
+
+    def _handshake(self) -> None:
+        from ibind import ExternalBrokerError
+        from ibind.oauth.oauth1a import validate_live_session_token
+
+        self._check_oauth_settings()
+        self.client.live_session_token = None
+        self.pacer.wait(LST_PATH)
+        try:
+            self.client.generate_live_session_token()
+        except TimeoutError as e:
+            raise BrokerUnavailable(f"IBKR did not answer the OAuth handshake within "
+                                    f"{self.config.timeout_seconds:g} s; try again later") from e
+        except ExternalBrokerError as e:
+            raise self._handshake_refused(e) from e
+        except Exception as e:  # an answer without the handshake's fields
+            raise BrokerUnavailable(f"IBKR's answer to the OAuth handshake is not one dca understands "
+                                    f"({type(e).__name__}); try again later") from e
+        config = self.client.oauth_config
+        if not validate_live_session_token(self.client.live_session_token, self.client.live_session_token_signature,
+                                           config.consumer_key):
+            self.client.live_session_token = None
+            raise BrokerUnavailable("IBKR's live session token does not check out: dca and IBKR computed different "
+                                    "tokens from the Diffie-Hellman exchange; check IBIND_OAUTH1A_DH_PRIME (and "
+                                    f"IBIND_OAUTH1A_DH_GENERATOR) first, then: {OAUTH_HINT}")
+        expires = datetime.fromtimestamp(self.client.live_session_token_expires_ms / 1000, timezone.utc)
+        logger.info("IBKR OAuth: new live session token, valid until %s", f"{expires:%Y-%m-%d %H:%M} UTC")
+        self._open_brokerage_session()
+
+    def _open_brokerage_session(self) -> None:
+        """IBKR wants `iserver/auth/ssodh/init` before any `iserver` call over OAuth. `compete`
+        as ibind does: this session takes over from a TWS or mobile session of the user."""
+        try:
+            self._read("POST", "iserver/auth/ssodh/init", {"publish": True, "compete": True}, retries=0)
+        except BrokerUnavailable as e:
+            raise BrokerUnavailable(f"IBKR did not open the brokerage session over OAuth ({e}); try again later") from e
+        self._accounts_listed = False  # a new session wants the accounts listed again
+
+    def _check_oauth_settings(self) -> None:
+        """The local half of the handshake, checked first so that each problem is named:
+        the key files, the secret that only the encryption key decrypts, the prime."""
+        from Crypto.Cipher import PKCS1_v1_5
+        from ibind.oauth.oauth1a import read_private_key
+
+        config = self.client.oauth_config
+        keys = {}
+        for kind in ("signature", "encryption"):
+            try:
+                keys[kind] = read_private_key(getattr(config, f"{kind}_key_fp"), getattr(config, f"{kind}_key"))
+                if not keys[kind].has_private():
+                    raise ValueError("a public key")
+            except (OSError, ValueError, TypeError, IndexError) as e:
+                what = "cannot be read" if isinstance(e, OSError) else "does not hold an RSA private key (PEM)"
+                raise BrokerUnavailable(f"IBIND_OAUTH1A_{kind.upper()}_KEY_FP (or IBIND_OAUTH1A_{kind.upper()}_KEY) "
+                                        f"{what}; it must be the private {kind} key you made for IBKR's "
+                                        "OAuth registration") from None
+        try:
+            secret = base64.b64decode(config.access_token_secret or "", validate=True)
+            plain = PKCS1_v1_5.new(keys["encryption"]).decrypt(secret, None) if secret else None
+        except (ValueError, TypeError):
+            plain = None
+        if not plain:
+            raise BrokerUnavailable("IBIND_OAUTH1A_ACCESS_TOKEN_SECRET cannot be decrypted with the key in "
+                                    "IBIND_OAUTH1A_ENCRYPTION_KEY_FP: check that it is the access token secret "
+                                    "exactly as IBKR's portal showed it (base64) and that the encryption key is "
+                                    "the one of the same registration") from None
+        try:
+            int(config.dh_prime, 16)
+        except (TypeError, ValueError):
+            raise BrokerUnavailable("IBIND_OAUTH1A_DH_PRIME is not a hexadecimal number; it is the prime of the "
+                                    "Diffie-Hellman parameters of your OAuth registration, in hex") from None
+
+    def _handshake_refused(self, e: Exception) -> BrokerUnavailable:
+        status = getattr(e, "status_code", None)
+        text = _error_text(e)
+        if status == 429:
+            self.pacer.penalise(LST_PATH)
+            return RateLimited("IBKR limited the request rate (HTTP 429) on the OAuth handshake; backing off")
+        if status == 410:
+            return BrokerUnavailable(f"IBKR answered 410 Gone to the OAuth handshake ({text}); try again later, or "
+                                     "another of IBKR's servers, e.g. IBIND_OAUTH1A_REST_URL="
+                                     "https://1.api.ibkr.com/v1/api/")
+        if status in (400, 401, 403):
+            lowered = text.lower()
+            first = next((hint for word, hint in (
+                ("consumer", "IBIND_OAUTH1A_CONSUMER_KEY"), ("token", "IBIND_OAUTH1A_ACCESS_TOKEN"),
+                ("realm", "IBIND_OAUTH1A_REALM (limited_poa, or test_realm for IBKR's TESTCONS)"),
+                ("signature", "the signature key (IBIND_OAUTH1A_SIGNATURE_KEY_FP) and the access token secret "
+                              "(IBIND_OAUTH1A_ACCESS_TOKEN_SECRET)"),
+                ("timestamp", "this computer's clock (IBKR refuses a request stamped minutes off)"),
+            ) if word in lowered), None)
+            lead = f"start with {first}; in general, " if first else ""
+            return BrokerUnavailable(f"IBKR refused dca's OAuth credentials ({status}: {text}); {lead}{OAUTH_HINT}")
+        if status is None or status >= 500:
+            return BrokerUnavailable(f"IBKR's OAuth handshake at {self.client.base_url} failed "
+                                     f"({'no connection' if status is None else status}); try again later")
+        return BrokerUnavailable(f"IBKR answered {status} to the OAuth handshake ({text}); {OAUTH_HINT}")
 
     # -- the Broker port ---------------------------------------------------------------------
 
     def readiness(self, at: datetime) -> Readiness:
+        if self.config.use_oauth:
+            try:
+                self._oauth_session()
+            except BrokerUnavailable as e:
+                return Readiness(False, str(e))
         try:
             status = self._read("POST", "iserver/auth/status", retries=0) or {}
+            if self.config.use_oauth and not status.get("authenticated"):
+                # Over OAuth nobody logs in: (re)open the brokerage session and ask again.
+                self._open_brokerage_session()
+                status = self._read("POST", "iserver/auth/status", retries=0) or {}
         except BrokerUnavailable as e:
+            if self.config.use_oauth:
+                return Readiness(False, f"IBKR does not answer over OAuth at {self.client.base_url} ({e}); "
+                                 "try again later")
             return Readiness(False, f"the IBKR gateway at {self.client.base_url} does not answer ({e}); start it "
                              f"and log in: {LOGIN_HINT}")
+        if not status.get("authenticated") and self.config.use_oauth:
+            return Readiness(False, "IBKR's brokerage session did not open over OAuth (iserver/auth/ssodh/init); "
+                             f"try again later, and if it lasts, {OAUTH_HINT}")
         if not status.get("authenticated"):
             return Readiness(False, f"the IBKR gateway is not logged in: {LOGIN_HINT}")
         if status.get("competing"):
@@ -672,6 +858,14 @@ class IbkrBroker:
         for ref in filled:
             if ref in trades and trades[ref].commission is not None:
                 lookups[ref] = replace(lookups[ref], order=replace(lookups[ref].order, commission=trades[ref].commission))
+
+    def commissions(self, order_refs: Sequence[str], at: datetime) -> dict[str, Decimal]:
+        """The commission of each order that IBKR's trades (up to 7 days) report one for:
+        an order that filled at submission was recorded before its commission was known."""
+        self._ensure_accounts()
+        trades = self._trades(7)
+        return {ref: trades[ref].commission for ref in order_refs
+                if ref in trades and trades[ref].commission is not None}
 
     def _order_list(self, force: bool) -> tuple[dict[str, BrokerOrder], bool, float]:
         """(orders by order_ref, settled, when the list was read). With `force`, the gateway's

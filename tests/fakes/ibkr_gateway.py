@@ -7,6 +7,11 @@ questions and `iserver/reply/{id}`, the order list (current day only, lagging af
 submit, empty on the first call and after `force=true`, 1 request per 5 s), trades (up to
 7 days, 1 per 5 s), order status, and the portfolio (positions, ledger, summary).
 
+OAuth 1.0a mode (`IbkrGateway(oauth=consumer.server())`, see tests/fakes/ibkr_oauth.py):
+`POST oauth/live_session_token` is IBKR's handshake, every other request must be signed
+with a live session token (else 401 in IBKR's shape), and the brokerage session opens only
+with `POST iserver/auth/ssodh/init` (closed again by `POST logout`).
+
 Tests script it through attributes and `fail(...)`: not authenticated, competing session,
 401/429/500 on any path, a slow answer after an order was accepted, questions (known or
 not), a rejection with HTTP 200 `{"error": ...}`, a duplicate `cOID`, unknown symbols,
@@ -16,6 +21,8 @@ adapter never sleep; the trading day is `today` (default: today in New York).
 
 Run by hand:  python -m tests.fakes.ibkr_gateway --port 5055
 then          IBIND_REST_URL=http://127.0.0.1:5055/v1/api/ DCA_BROKER=ibkr dca run
+In OAuth mode: python -m tests.fakes.ibkr_gateway --port 5055 --oauth /tmp/dca-oauth
+(writes the consumer's key files there and prints the IBIND_* variables to export).
 """
 
 from __future__ import annotations
@@ -29,9 +36,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import parse_qs, urlparse
 from zoneinfo import ZoneInfo
+
+from tests.fakes.ibkr_oauth import LST_PATH, OAuthRefused, OAuthServer
 
 NEW_YORK = ZoneInfo("America/New_York")
 BASE = "/v1/api/"
@@ -100,11 +110,14 @@ class Fault:
 class IbkrGateway:
     """The state and rules of the emulated gateway; `serve()` puts it on a port."""
 
-    def __init__(self, clock=None, account: str = "DU1234567", accounts: tuple[str, ...] | None = None):
+    def __init__(self, clock=None, account: str = "DU1234567", accounts: tuple[str, ...] | None = None,
+                 oauth: OAuthServer | None = None):
         self.clock = clock or RealClock()
         self.lock = threading.RLock()
         self.accounts = list(accounts or (account,))
-        self.authenticated = True
+        self.oauth = oauth  # None: a gateway someone logged in to in a browser
+        self.url = ""  # set by serve(); the signed URLs are checked against it
+        self.authenticated = oauth is None  # with OAuth: once ssodh/init opened the brokerage session
         self.connected = True
         self.competing = False
         self.today: date | None = None
@@ -178,15 +191,17 @@ class IbkrGateway:
 
     # -- request dispatch ----------------------------------------------------------------
 
-    def handle(self, method: str, path: str, query: dict, body: Any) -> tuple[int, Any, float]:
+    def handle(self, method: str, path: str, query: dict, body: Any, authorization: str | None = None,
+               raw_query: str = "") -> tuple[int, Any, float]:
         """(status, JSON body, seconds to stall after the state change)."""
         with self.lock:
-            answer = self._handle(method, path, query, body)
+            answer = self._handle(method, path, query, body, authorization, raw_query)
             if answer[0] == 429:
                 self.refused += 1
             return answer
 
-    def _handle(self, method: str, path: str, query: dict, body: Any) -> tuple[int, Any, float]:
+    def _handle(self, method: str, path: str, query: dict, body: Any, authorization: str | None = None,
+                raw_query: str = "") -> tuple[int, Any, float]:
         self.requests.append((method, path, body if method == "POST" else query))
         now = self.clock.monotonic()
         for fault in self.faults:
@@ -195,6 +210,13 @@ class IbkrGateway:
                 if fault.after:
                     self._route(method, path, query, body)
                 return fault.status, fault.body or {"error": f"scripted {fault.status}"}, 0.0
+        if self.oauth is not None:
+            try:
+                if method == "POST" and path == LST_PATH:
+                    return 200, self.oauth.live_session_token(method, self.url + path, authorization), 0.0
+                self.oauth.check(method, self.url + path, raw_query, authorization)
+            except OAuthRefused as refused:
+                return refused.status, refused.body, 0.0
         if self.global_rate:
             # a token bucket: `global_rate` a second, bursts of as many
             if self._last_request_at is not None:
@@ -230,6 +252,19 @@ class IbkrGateway:
         return 200, {"authenticated": self.authenticated, "connected": self.connected,
                      "competing": self.competing, "established": self.authenticated,
                      "message": "", "MAC": "00:00:00:00:00:00", "serverInfo": {"serverName": "emulator"}}, 0.0
+
+    def post_ssodh_init(self, q, b):
+        """OAuth: open the brokerage session (`compete` takes it over from TWS or the app)."""
+        if (b or {}).get("compete", True):
+            self.competing = False
+        self.authenticated = True
+        return 200, {"authenticated": True, "competing": self.competing, "connected": self.connected,
+                     "message": "", "MAC": "00:00:00:00:00:00", "serverInfo": {"serverName": "emulator"}}, 0.0
+
+    def post_logout(self, q, b):
+        """Ends the brokerage session of this user: every client of it is logged out."""
+        self.authenticated = False
+        return 200, {"status": True}, 0.0
 
     def post_tickle(self, q, b):
         return 200, {"session": "emulator-session", "ssoExpires": 0, "collission": False, "userId": 1,
@@ -441,6 +476,8 @@ class IbkrGateway:
 
     _routes: list[tuple[str, Callable]] = [
         (r"iserver/auth/status", post_auth_status),
+        (r"iserver/auth/ssodh/init", post_ssodh_init),
+        (r"logout", post_logout),
         (r"tickle", post_tickle),
         (r"iserver/accounts", get_accounts),
         (r"trsrv/stocks", get_stocks),
@@ -480,7 +517,8 @@ class IbkrGateway:
                     status, payload, stall = 404, {"error": "not under /v1/api/"}, 0.0
                 else:
                     status, payload, stall = gateway.handle(method, parsed.path[len(BASE):],
-                                                            parse_qs(parsed.query), body)
+                                                            parse_qs(parsed.query), body,
+                                                            self.headers.get("Authorization"), parsed.query)
                 if stall:
                     time.sleep(stall)  # real time: it is the client's real timeout it outlasts
                 if status == DROP:  # the connection breaks before any answer
@@ -506,7 +544,9 @@ class IbkrGateway:
         server.daemon_threads = True
         thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         thread.start()
-        return RunningGateway(self, server, thread)
+        running = RunningGateway(self, server, thread)
+        self.url = running.url
+        return running
 
 
 @dataclass
@@ -530,12 +570,29 @@ def main(argv=None) -> None:
     parser.add_argument("--account", default="DU1234567")
     parser.add_argument("--fill", choices=["fill", "working", "partial"], default="fill")
     parser.add_argument("--lag", type=float, default=2.0, help="seconds a new order is missing from the order list")
+    parser.add_argument("--oauth", metavar="DIR", help="OAuth 1.0a mode: the consumer's key files go (or are) in DIR")
     args = parser.parse_args(argv)
-    gateway = IbkrGateway(account=args.account)
+    oauth = None
+    if args.oauth:
+        from tests.fakes.ibkr_oauth import OAuthConsumer
+
+        folder = Path(args.oauth)
+        if not (folder / "consumer.json").is_file():  # else the same consumer as last time
+            OAuthConsumer.generate().save(folder)
+        consumer = OAuthConsumer.load(folder)
+        environ = dict(line.split("=", 1) for line in (folder / "oauth.env").read_text().splitlines() if line)
+        oauth = consumer.server()
+    gateway = IbkrGateway(account=args.account, oauth=oauth)
     gateway.fill_mode = args.fill
     gateway.order_list_lag = args.lag
     running = gateway.serve(args.port)
     print(f"IBKR gateway emulator on {running.url} (account {args.account}); Ctrl-C to stop", flush=True)
+    if oauth is not None:
+        # Throwaway credentials made for this emulator; the private keys stay in their files.
+        print(f"OAuth 1.0a mode. Export these (also in {Path(args.oauth) / 'oauth.env'}):", flush=True)
+        for key, value in {"DCA_BROKER": "ibkr", **environ,
+                           "IBIND_OAUTH1A_REST_URL": running.url}.items():
+            print(f"export {key}={value}", flush=True)
     try:
         running.thread.join()
     except KeyboardInterrupt:

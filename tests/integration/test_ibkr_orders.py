@@ -450,3 +450,30 @@ def test_resolved_contracts_are_cached_in_the_ledger_file_for_the_next_process(c
     again.contracts = cache
     assert again.resolve(["AAPL"]) == {"AAPL": 265598}
     assert gateway.count("GET", "trsrv/stocks") == asked  # from the cache, not asked again
+
+
+# -- commissions of fills reported at submission ---------------------------------------------------
+
+
+def test_a_fill_reported_at_submission_gets_its_commission_from_the_trades(rig, gateway, clock):
+    gateway.commission = Decimal("1.25")
+    gateway.fail(r"iserver/account/trades/?", 503, times=2)  # not known yet in the first run
+    r = rig("Active,AAPL,350,Daily,,a1\n")
+    first = only(r.run(TUESDAY), "AAPL")
+    assert first.status is Outcome.FILLED and first.commission is None
+    assert r.ledger.get("a1", TUESDAY.date()).commission is None
+    said = (r.dir / "notifications.log").read_text()
+    clock.now += 60
+    r.run(TUESDAY.replace(hour=10))  # a later run (the worker's next) asks the trades again
+    e = r.ledger.get("a1", TUESDAY.date())
+    assert (e.status, e.commission) == (Outcome.FILLED, Decimal("1.25"))
+    assert len(gateway.orders) == 1
+    assert (r.dir / "notifications.log").read_text() == said  # quietly: the outcome is not said twice
+
+
+def test_a_run_records_the_commission_of_its_immediate_fills(rig, gateway):
+    r = rig("Active,AAPL,350,Daily,,a1\nActive,SPY,250,Daily,,s1\n")
+    report = r.run(TUESDAY)
+    assert {e.symbol: e.commission for e in report.executions} == {"AAPL": Decimal("1.00"), "SPY": Decimal("1.00")}
+    assert r.ledger.get("s1", TUESDAY.date()).commission == Decimal("1.00")
+    assert gateway.count("GET", r"iserver/account/trades/?") == 1  # one batch for the run
