@@ -491,9 +491,7 @@ class _Run:
         if ask is None or self.broker_down is not None:
             return
         since = self.today - timedelta(days=6)
-        missing = [e for e in self.e.ledger.with_status(Outcome.FILLED)
-                   if e.commission is None and e.order_ref and not e.simulated
-                   and (e.attempt_day or e.scheduled_date) >= since]
+        missing = self.e.ledger.fills_without_commission(since)
         if not missing:
             return
         try:

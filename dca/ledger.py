@@ -12,7 +12,7 @@ import logging
 import os
 import sqlite3
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -465,6 +465,19 @@ class Ledger:
                 f"SELECT * FROM executions WHERE status IN ({marks}) ORDER BY scheduled_date, id",
                 [str(s) for s in statuses],
             ).fetchall()
+        return [_from_row(r) for r in rows]
+
+    def fills_without_commission(self, since: date) -> list[Execution]:
+        """Real fills attempted on or after `since` whose commission is not known yet: asked
+        in SQL, so a run on a long history does not read every fill to find a few."""
+        # Through the day index: an attempt is never long after its scheduled day (a
+        # catch-up is bounded by the lateness rule), so a month before `since` is plenty,
+        # and at worst a commission stays unknown.
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT * FROM executions WHERE scheduled_date >= ? AND +status = 'filled' AND commission IS NULL"
+                " AND simulated = 0 AND order_ref IS NOT NULL AND coalesce(attempt_day, scheduled_date) >= ?"
+                " ORDER BY id", ((since - timedelta(days=31)).isoformat(), since.isoformat())).fetchall()
         return [_from_row(r) for r in rows]
 
     def history(self, limit: int | None = None) -> list[Execution]:

@@ -255,21 +255,6 @@ def test_oauth_credentials_may_come_from_dotenv_and_their_values_are_never_shown
     assert "SECRET-123" not in err and "KEYSECRET" not in err
 
 
-def test_oauth_with_its_settings_but_without_ibinds_oauth_extra_says_how_to_install_it(tmp_path):
-    try:
-        import Crypto  # noqa: F401
-        pytest.skip("ibind's oauth extra is installed")
-    except ImportError:
-        pass
-    key = tmp_path / "key.pem"
-    key.write_text("not a real key")
-    environ = {v: "x" for v in ("IBIND_OAUTH1A_ACCESS_TOKEN", "IBIND_OAUTH1A_ACCESS_TOKEN_SECRET",
-                                "IBIND_OAUTH1A_CONSUMER_KEY", "IBIND_OAUTH1A_DH_PRIME")}
-    environ |= {"IBIND_OAUTH1A_ENCRYPTION_KEY_FP": str(key), "IBIND_OAUTH1A_SIGNATURE_KEY_FP": str(key)}
-    with pytest.raises(ConfigError, match=r"ibind\[oauth\]"):
-        build_client(IbkrConfig(use_oauth=True), environ)
-
-
 # -- the `dca` command against the emulator ---------------------------------------------------------
 
 
