@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Mapping, Sequence
 
-from dca.domain import PLAN_COLUMNS, Frequency, RowIssue, RowStatus, parse_amount, parse_plan
+from dca.domain import PLAN_COLUMNS, Frequency, Outcome, RowIssue, RowStatus, parse_amount, parse_plan
 from dca.errors import PlanError
 
 EDITABLE = ("Status", "Stock Symbol", "Amount (USD)", "Frequency")
-EDITOR_COLUMNS = ("Row", *EDITABLE, "Log", "ID")
+EDITOR_COLUMNS = ("Row", *EDITABLE, "Last outcome", "Log", "ID")
+READ_ONLY = ("Row", "Last outcome", "Log", "ID")
+OUTCOMES = frozenset(str(o) for o in Outcome)
 STATUS_OPTIONS = tuple(str(s) for s in RowStatus)
 FREQUENCY_OPTIONS = tuple(str(f) for f in Frequency)
 MIN_AMOUNT = 0.01
@@ -40,6 +42,16 @@ def _shortened(text: str) -> str:
     return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + f"… ({len(text):,} characters)"
 
 
+def last_outcome(log: str) -> str:
+    """The outcome a Log line names ("2026-11-30 09:01 ET · skipped · ..." -> "skipped"),
+    so it reads at a glance in its own column however narrow the Log's; "" when the line
+    is not one a run wrote (empty, or typed by a person)."""
+    parts = [p.strip() for p in log.split(" · ")]
+    if len(parts) >= 2 and parts[0].endswith(" ET") and parts[1].split(" ")[0] in OUTCOMES:
+        return f"{parts[1]} ({parts[0].removesuffix(' ET')[:10]})"
+    return ""
+
+
 def editor_rows(cells: Sequence[Mapping[str, str]]) -> list[dict[str, Any]]:
     """The rows the editor shows, in file order, from the source's cells."""
     return [
@@ -49,6 +61,7 @@ def editor_rows(cells: Sequence[Mapping[str, str]]) -> list[dict[str, Any]]:
             "Stock Symbol": c.get("Stock Symbol", ""),
             "Amount (USD)": amount_number(c.get("Amount (USD)", "")),
             "Frequency": c.get("Frequency", ""),
+            "Last outcome": last_outcome(c.get("Log", "")),
             "Log": _shortened(c.get("Log", "")),
             "ID": _shortened(c.get("ID", "")),
         }

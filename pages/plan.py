@@ -15,8 +15,10 @@ from dca.panel.carry_panel import show_carry_notes
 from dca.panel.frame import page_frame
 from dca.schedule_rules import NEW_YORK
 from dca.panel.tables import show_table, whole_rows
+from dca.panel.text import escape_markdown
 from dca.plan_editing import (
     EDITOR_COLUMNS,
+    READ_ONLY,
     FREQUENCY_OPTIONS,
     MIN_AMOUNT,
     STATUS_OPTIONS,
@@ -109,7 +111,7 @@ st.data_editor(
     width="stretch",
     height=whole_rows(len(shown), most=20, extra=1 if rows_editable else 0),  # + the add-row line
     num_rows="dynamic" if rows_editable else "fixed",
-    disabled=["Row", "Log", "ID"],
+    disabled=list(READ_ONLY),
     column_config={
         "Row": st.column_config.NumberColumn(help="Line in the plan (the header is line 1)", format="%d"),
         "Status": st.column_config.SelectboxColumn(options=STATUS_OPTIONS, required=True,
@@ -118,7 +120,9 @@ st.data_editor(
         "Amount (USD)": st.column_config.NumberColumn(min_value=MIN_AMOUNT, max_value=999_999.99, step=0.01,
                                                       format="dollar", help="Dollars per execution"),
         "Frequency": st.column_config.SelectboxColumn(options=FREQUENCY_OPTIONS, required=True),
-        "Log": st.column_config.TextColumn(help="Written by each run: the last outcome", width="medium"),
+        "Last outcome": st.column_config.TextColumn(help="What the last run did with the row (from its Log)"),
+        "Log": st.column_config.TextColumn(help="Written by each run; every line in full below the table",
+                                           width="large"),
         "ID": st.column_config.TextColumn(help="Assigned by the first run; keeps the row's identity"),
     },
 )
@@ -160,4 +164,10 @@ if plan.unidentified:
     numbers = ", ".join(str(n) for n in plan.unidentified)
     summary += f" Rows without an ID yet ({numbers}) get one on the next run."
 st.caption(summary)
+logged = [r for r in shown.to_dict("records") if r["Log"]]
+if logged:
+    with st.expander(f"Log lines in full ({len(logged)})", icon=":material/notes:"):
+        # The grid cuts a long line at its column's edge (the SIMULATED at the end, first).
+        st.markdown("\n".join(f"- **Row {r['Row']} {escape_markdown(r['Stock Symbol'] or '')}**: {escape_markdown(r['Log'])}"
+                               for r in logged))
 show_carry_notes(services, plan.rows, datetime.now(NEW_YORK))

@@ -41,7 +41,7 @@ def test_first_start_creates_the_example_plan_and_shows_it(tmp_path):
     assert at.title[0].value == "Plan"
     [table] = at.dataframe
     df = table.value
-    assert list(df.columns) == ["Row", "Status", "Stock Symbol", "Amount (USD)", "Frequency", "Log", "ID"]
+    assert list(df.columns) == ["Row", "Status", "Stock Symbol", "Amount (USD)", "Frequency", "Last outcome", "Log", "ID"]
     assert sorted(df["Stock Symbol"]) == ["AAPL", "SPY", "TSLA", "VTI"]
     assert dict(zip(df["Stock Symbol"], df["Status"]))["TSLA"] == "Inactive"
     assert df["ID"].str.fullmatch(r"r[0-9a-f]{10}").all()  # the example comes with IDs
@@ -235,3 +235,19 @@ def test_the_calendar_is_not_worked_out_again_when_nothing_it_depends_on_changed
     assert main(["run", "--now", "2027-06-01T09:01", "--plan", str(path)]) in (0, 1)  # so did the ledger
     at.run()
     assert len(worked_out) == first + 5
+
+
+def test_the_plan_shows_each_rows_last_outcome_and_its_log_line_in_full(tmp_path, monkeypatch):
+    path = write_plan(tmp_path, monkeypatch, "Active,SPY,700,Weekly,,s1\nActive,AAPL,10,Weekly,,a1\n"
+                                             "Active,VTI,100,Monthly,typed by hand,v1\n")
+    assert main(["run", "--now", "2027-03-01T09:01", "--plan", str(path)]) in (0, 1)
+    at = start()
+    assert not at.exception
+    df = at.dataframe[0].value
+    outcomes = dict(zip(df["Stock Symbol"], df["Last outcome"]))
+    assert outcomes["SPY"] == "filled (2027-03-01)" and outcomes["AAPL"] == "skipped (2027-03-01)"
+    [expander] = [e for e in at.expander if e.label.startswith("Log lines in full")]
+    text = " ".join(m.value for m in expander.markdown)
+    spy_line = path.read_text().splitlines()[1].split(",")[4]
+    assert spy_line.endswith("SIMULATED") and spy_line.replace("$", "\\$") in text  # the whole line, as written
+    assert "Last outcome" not in " ".join(w.value for w in at.warning)  # read-only: nothing to save
