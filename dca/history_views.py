@@ -79,12 +79,12 @@ def outcome_counts(ledger: Ledger, chosen: HistoryFilter = EVERYTHING) -> dict[s
 
 
 def latest(ledger: Ledger, chosen: HistoryFilter = EVERYTHING, limit: int = 2_000) -> list[Execution]:
-    """The newest `limit` executions chosen, oldest of them first (as a table reads)."""
+    """The newest `limit` executions chosen, newest first (a history table's order)."""
     clause, args = chosen.where(by_time=True)
     with ledger._connect() as db:
         rows = db.execute(f"SELECT * FROM executions{clause} ORDER BY scheduled_at DESC, id DESC LIMIT ?",
                           [*args, limit]).fetchall()
-    return [_from_row(r) for r in reversed(rows)]
+    return [_from_row(r) for r in rows]
 
 
 def every(ledger: Ledger, chosen: HistoryFilter = EVERYTHING) -> Iterator[Execution]:

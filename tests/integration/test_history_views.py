@@ -73,7 +73,7 @@ def test_sql_figures_equal_the_figures_worked_out_by_hand(tmp_path, f):
 
     assert outcome_counts(ledger, f) == dict(Counter(str(e.status) for e in chosen))
     assert [e.id for e in every(ledger, f)] == [e.id for e in chosen]
-    assert [e.id for e in latest(ledger, f, limit=25)] == [e.id for e in chosen[-25:]]
+    assert [e.id for e in latest(ledger, f, limit=25)] == [e.id for e in reversed(chosen[-25:])]
 
     per_day: dict[tuple[date, str], list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])
     for e in chosen:

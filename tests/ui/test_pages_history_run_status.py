@@ -48,6 +48,7 @@ def test_history_shows_the_ledger_filtered_with_its_charts(plan, tmp_path):
     recorded = Ledger(tmp_path / "home" / "ledger.sqlite3").history()
     assert set(df["Symbol"]) == {"SPY", "VTI"} and {o.split()[0] for o in df["Outcome"]} == {"filled", "missed"}
     assert len(df) == len(recorded) == 13  # every execution recorded, bought or missed (the weeks not run)
+    assert list(df["Scheduled (ET)"]) == sorted(df["Scheduled (ET)"], reverse=True)  # the newest first
     invested = sum(e.cost for e in recorded if str(e.status) == "filled")
     assert at.metric[0].value == f"${invested:,.2f}"
     assert len(at.get("vega_lite_chart")) == 4  # invested, per month, prices, outcomes
