@@ -443,6 +443,13 @@ def load_settings(
     values["config_file"] = Path(config_path) if config_path else None
     if values.get("sim_faults") and values.get("broker", "simulated") != "simulated":
         raise ConfigError("broker.faults only applies to the simulated broker; remove it")
+    ibkr_set = sorted(where for name, where in sources.items() if name.startswith("ibkr_"))
+    if ibkr_set and values.get("broker", "simulated") == "simulated":
+        # Not an error (a person may keep the IBKR settings while trying the simulation),
+        # but said: someone who meant to trade would otherwise see only the SIMULATED label.
+        logger.warning("Interactive Brokers settings are given (%s) but the broker is the simulated one: nothing "
+                       "reaches IBKR; set DCA_BROKER=ibkr (or [broker] kind = \"ibkr\" in dca.toml) to trade there",
+                       ", ".join(ibkr_set))
     return Settings(**values, sources=sources)
 
 

@@ -589,7 +589,8 @@ def main(argv=None) -> None:
     print(f"IBKR gateway emulator on {running.url} (account {args.account}); Ctrl-C to stop", flush=True)
     if oauth is not None:
         # Throwaway credentials made for this emulator; the private keys stay in their files.
-        print(f"OAuth 1.0a mode. Export these (also in {Path(args.oauth) / 'oauth.env'}):", flush=True)
+        print(f"OAuth 1.0a mode. Export these ({Path(args.oauth) / 'oauth.env'} keeps the credentials; "
+              "DCA_BROKER and the URL, which changes with the port, are only here):", flush=True)
         for key, value in {"DCA_BROKER": "ibkr", **environ,
                            "IBIND_OAUTH1A_REST_URL": running.url}.items():
             print(f"export {key}={value}", flush=True)

@@ -467,3 +467,18 @@ def test_known_variables_and_other_programs_variables_are_not_warned_about(caplo
            "PATH": "/bin", "XDG_DATA_HOME": str(tmp_path)}
     load_settings(environ=env, dotenv=None)
     assert [r for r in caplog.records if r.levelname == "WARNING"] == []
+
+
+def test_ibkr_settings_with_the_simulated_broker_are_said_to_reach_nothing(caplog):
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="dca.settings"):
+        s = load_settings(environ={"IBIND_USE_OAUTH": "true", "IBIND_ACCOUNT_ID": "DU999"}, dotenv=None)
+    assert s.broker == "simulated"
+    [warning] = [r.getMessage() for r in caplog.records if "simulated one" in r.getMessage()]
+    assert "$IBIND_ACCOUNT_ID" in warning and "DCA_BROKER=ibkr" in warning and "DU999" not in warning
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="dca.settings"):
+        load_settings(environ={"DCA_BROKER": "ibkr", "IBIND_ACCOUNT_ID": "DU999"}, dotenv=None)
+        load_settings(environ={}, dotenv=None)
+    assert not [r for r in caplog.records if "simulated one" in r.getMessage()]
