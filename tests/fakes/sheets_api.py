@@ -35,6 +35,7 @@ import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -692,6 +693,15 @@ def service_account_info(token_uri: str, email: str = "dca-bot@dca-test.iam.gser
     pem = _private_key_pem()
     return {"type": "service_account", "project_id": "dca-test", "private_key_id": "emulator-key",
             "private_key": pem, "client_email": email, "client_id": "1", "token_uri": token_uri}
+
+
+def point_dca_at(emulator: "SheetsEmulator", folder, monkeypatch) -> None:
+    """Set the environment so dca's real gspread client talks to `emulator`: a service
+    account key file for it in `folder`, and the API's address."""
+    key = Path(folder) / "service-account.json"
+    key.write_text(json.dumps(service_account_info(emulator.token_uri)))
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key))
+    monkeypatch.setenv("DCA_SHEETS_API_URL", emulator.base_url)
 
 
 def main() -> None:

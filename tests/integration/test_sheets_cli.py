@@ -10,7 +10,7 @@ import pytest
 
 from dca.cli import main
 from dca.plans.sheets import HISTORY_COLUMNS
-from tests.fakes.sheets_api import SheetsEmulator, service_account_info
+from tests.fakes.sheets_api import SheetsEmulator, point_dca_at
 
 SID = "1AbCdEfGhIjKlMnOpQrStUvWxYz0123456789"
 URL = f"https://docs.google.com/spreadsheets/d/{SID}/edit#gid=0"
@@ -26,10 +26,7 @@ def dca(capsys, *args):
 @pytest.fixture
 def api(monkeypatch, tmp_path):
     with SheetsEmulator() as emulator:
-        key = tmp_path / "service-account.json"
-        key.write_text(json.dumps(service_account_info(emulator.token_uri)))
-        monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key))
-        monkeypatch.setenv("DCA_SHEETS_API_URL", emulator.base_url)
+        point_dca_at(emulator, tmp_path, monkeypatch)
         yield emulator
 
 

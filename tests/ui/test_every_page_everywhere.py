@@ -9,7 +9,6 @@ row at the gateway, and the History shows the fills."""
 
 from __future__ import annotations
 
-import json
 import socket
 from decimal import Decimal
 from pathlib import Path
@@ -21,7 +20,7 @@ from streamlit.testing.v1 import AppTest
 from dca.ledger import Ledger
 from tests.conftest import HEADER
 from tests.fakes.ibkr_gateway import IbkrGateway
-from tests.fakes.sheets_api import SheetsEmulator, service_account_info
+from tests.fakes.sheets_api import SheetsEmulator, point_dca_at
 
 APP = Path(__file__).resolve().parents[2] / "app.py"
 PAGES = {"pages/plan.py": "Plan", "pages/calendar.py": "Calendar", "pages/history.py": "History",
@@ -87,10 +86,7 @@ def surroundings(request, tmp_path, monkeypatch):
             running.stop()
     else:  # a Google Sheet, answering or not
         with SheetsEmulator() as emulator:
-            key = tmp_path / "service-account.json"
-            key.write_text(json.dumps(service_account_info(emulator.token_uri)))
-            monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key))
-            monkeypatch.setenv("DCA_SHEETS_API_URL", emulator.base_url)
+            point_dca_at(emulator, tmp_path, monkeypatch)
             monkeypatch.setenv("DCA_PLAN", SHEET_URL)
             emulator.add_spreadsheet(SID, {"Plan": [["Status", "Stock Symbol", "Amount (USD)", "Frequency", "Log",
                                                      "ID"], *GOOD_ROWS]})

@@ -3,13 +3,12 @@ a cell edit is written to that cell only; an unreachable sheet shows the plan la
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.fakes.sheets_api import SheetsEmulator, service_account_info
+from tests.fakes.sheets_api import SheetsEmulator, point_dca_at
 
 APP = Path(__file__).resolve().parents[2] / "app.py"
 SID = "1AbCdEfGhIjKlMnOpQrStUvWxYz0123456789"
@@ -21,10 +20,7 @@ HEADER = ["Status", "Stock Symbol", "Amount (USD)", "Frequency", "Log", "ID"]
 @pytest.fixture
 def api(monkeypatch, tmp_path):
     with SheetsEmulator() as emulator:
-        key = tmp_path / "service-account.json"
-        key.write_text(json.dumps(service_account_info(emulator.token_uri)))
-        monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key))
-        monkeypatch.setenv("DCA_SHEETS_API_URL", emulator.base_url)
+        point_dca_at(emulator, tmp_path, monkeypatch)
         monkeypatch.setenv("DCA_PLAN", URL)
         emulator.add_spreadsheet(SID, {"Plan": [HEADER, ["Active", "VTI", "$1,000.00", "Monthly", "", "v1"],
                                                 ["Active", "SPY", "500", "Weekly", "", "s1"]]})
