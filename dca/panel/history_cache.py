@@ -59,9 +59,8 @@ def span(_ledger: Ledger, path: str, stamp: tuple) -> HistorySpan:
 @st.cache_data(max_entries=8, show_spinner="Reading the history…")
 def view(_ledger: Ledger, path: str, stamp: tuple, start: date, end: date, symbols: tuple[str, ...],
          statuses: tuple[str, ...]) -> dict:
-    ledger = _ledger
     chosen = _filter(start, end, symbols, statuses)
-    counts = outcome_counts(ledger, chosen)
+    counts = outcome_counts(_ledger, chosen)
     table = pd.DataFrame([
         {
             "Scheduled (ET)": f"{e.scheduled_at:%Y-%m-%d %H:%M}",
@@ -74,9 +73,9 @@ def view(_ledger: Ledger, path: str, stamp: tuple, start: date, end: date, symbo
             "Reference": e.order_ref or "",
             "Message": e.message,
         }
-        for e in latest(ledger, chosen, TABLE_ROWS)
+        for e in latest(_ledger, chosen, TABLE_ROWS)
     ])
-    bought = bought_per_day(ledger, chosen)
+    bought = bought_per_day(_ledger, chosen)
     invested = pd.DataFrame([{"Day": p.day.isoformat(), "Symbol": p.symbol, "USD": float(p.invested)}
                              for p in cumulative_invested(bought)]) if bought else None
     months = pd.DataFrame([{"Month": m, "Symbol": s, "USD": float(v)}

@@ -5,6 +5,8 @@ rather than one to scroll. Its grid draws 35-pixel rows under a 35-pixel header 
 
 from __future__ import annotations
 
+import streamlit as st
+
 ROW_PX = 35
 BORDER_PX = 3
 MOST_ROWS = 15  # taller tables scroll, their box showing exactly this many
@@ -19,6 +21,4 @@ def whole_rows(count: int, most: int = MOST_ROWS, extra: int = 0) -> int:
 def show_table(frame, *, where=None, most: int = MOST_ROWS, **options):
     """`st.dataframe` (in `where`, a column or container, else the page) with a height of
     whole rows."""
-    import streamlit as st
-
     return (where or st).dataframe(frame, height=whole_rows(len(frame), most), **options)
